@@ -1,0 +1,76 @@
+# lbgp — the two commands a newcomer needs are `make demo` and `make test`.
+# Everything they need is installed by the targets below, into the checkout.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+VENV_LINT := .venv-lint
+VENV_BUILD := .venv-build
+EMULATOR_STAMP := $(VENV)/.installed
+LINT_STAMP := $(VENV_LINT)/.installed
+BUILD_STAMP := $(VENV_BUILD)/.installed
+FUNCTIONS := vpc-route-injector tgw-route-propagator failover-watcher
+
+export LBGP_EMULATOR_PYTHON := $(CURDIR)/$(VENV)/bin/python
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(EMULATOR_STAMP): tests/emulator/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.txt
+	touch $@
+
+$(LINT_STAMP): scripts/lint-requirements.txt
+	$(PYTHON) -m venv $(VENV_LINT)
+	$(VENV_LINT)/bin/pip install --quiet --disable-pip-version-check -r scripts/lint-requirements.txt
+	touch $@
+
+$(BUILD_STAMP): scripts/build-requirements.txt
+	$(PYTHON) -m venv $(VENV_BUILD)
+	$(VENV_BUILD)/bin/pip install --quiet --disable-pip-version-check -r scripts/build-requirements.txt
+	touch $@
+
+.PHONY: emulator
+emulator: $(EMULATOR_STAMP) ## Install the pinned AWS emulator (moto) into .venv
+
+.PHONY: fmt
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+.PHONY: check
+check: ## cargo fmt --check and clippy -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: test-fidelity
+test-fidelity: $(EMULATOR_STAMP) ## Tests of the emulator fidelity layer (each fails on plain moto)
+	$(VENV)/bin/python -m pytest -q tests/emulator
+
+.PHONY: test-rust
+test-rust: $(EMULATOR_STAMP)
+	$(CARGO) test --workspace --all-targets
+
+.PHONY: lint
+lint: $(LINT_STAMP) ## cfn-lint and checkov on every template
+	bash scripts/lint.sh
+
+.PHONY: test
+test: check test-fidelity test-rust lint ## Everything CI runs: format, clippy, fidelity, unit, emulator and template tests
+
+.PHONY: build
+build: $(BUILD_STAMP) ## arm64 Lambda zips of the three functions (cargo-lambda, release)
+	PATH="$(CURDIR)/$(VENV_BUILD)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
+
+.PHONY: demo
+demo: $(EMULATOR_STAMP) ## Sample 3-region mesh in the emulator, driven through the Lambda Runtime API
+	$(CARGO) build --bins
+	$(CARGO) run --quiet -p lbgp-tests --bin lbgp-demo
+
+.PHONY: deploy
+deploy: build ## sam deploy --guided (needs the AWS SAM CLI and credentials; never run in CI)
+	sam deploy --guided --template-file template.yaml

@@ -1,0 +1,199 @@
+//! Applies a core plan: ledger bookkeeping, then every change as a
+//! write-ahead sequence, so a crash between any two calls leaves nothing
+//! orphaned:
+//!
+//! - create: record a *pending* intent → create the route → mark it owned.
+//!   A crash after the intent leaves a pending entry that the next plan
+//!   adopts (route there with our target) or drops (route absent);
+//! - replace: record the new target → replace. A crash in between leaves an
+//!   owned route with a stale target: the next plan repairs it;
+//! - delete: delete the route → forget it. A crash in between leaves an
+//!   entry whose route is gone: the next plan drops it.
+
+use futures::stream::{self, StreamExt};
+use lbgp_core::report::ErrorReport;
+use lbgp_core::{Change, ChangeOp, LedgerFix, LedgerStatus, Plan};
+
+use crate::Error;
+use crate::context::Aws;
+use crate::ec2::WriteOutcome;
+use crate::store::Fence;
+
+/// How many writes are in flight at once; the per-region token bucket does
+/// the real pacing.
+pub const WRITE_CONCURRENCY: usize = 16;
+
+/// What an apply did.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Changes that took effect.
+    pub applied: Vec<Change>,
+    /// Changes that failed, with the reason; the next run retries them.
+    pub errors: Vec<ErrorReport>,
+    /// True when the lease was lost mid-way: the run stopped writing.
+    pub fenced: bool,
+}
+
+/// Who owns the ledger entries being written.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    /// The function name (ledger partition).
+    pub function: &'a str,
+    /// The mesh name (ledger partition).
+    pub mesh: &'a str,
+}
+
+/// Applies `plan` (already checked against the blast-radius limit).
+pub async fn apply_plan(aws: &Aws, fence: &Fence, owner: Owner<'_>, plan: &Plan) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    for fix in &plan.ledger_fixes {
+        let result = match fix {
+            LedgerFix::Record { key, target } => {
+                aws.store
+                    .record(
+                        fence,
+                        owner.function,
+                        owner.mesh,
+                        key,
+                        target,
+                        LedgerStatus::Owned,
+                    )
+                    .await
+            }
+            LedgerFix::Drop { key, .. } => aws.store.forget(fence, owner.function, owner.mesh, key).await,
+        };
+        if let Err(e) = result {
+            let fenced = matches!(e, Error::Fenced { .. });
+            report.errors.push(ErrorReport {
+                region: aws.home.to_string(),
+                resource: Some("ledger".to_owned()),
+                error: e.to_string(),
+            });
+            if fenced {
+                report.fenced = true;
+                return report;
+            }
+        }
+        tracing::info!(fix = ?fix, "ledger bookkeeping");
+    }
+
+    let outcomes: Vec<(Change, Result<(), Error>)> = stream::iter(plan.changes.iter().cloned())
+        .map(|change| async move {
+            let result = apply_change(aws, fence, owner, &change).await;
+            (change, result)
+        })
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    for (change, result) in outcomes {
+        match result {
+            Ok(()) => {
+                tracing::info!(
+                    op = %change.op,
+                    region = %change.key.table.region,
+                    route_table_id = %change.key.table.id,
+                    destination = %change.key.destination,
+                    target = %change.target,
+                    reason = %change.reason,
+                    "route changed"
+                );
+                report.applied.push(change);
+            }
+            Err(e) => {
+                tracing::error!(
+                    op = %change.op,
+                    region = %change.key.table.region,
+                    route_table_id = %change.key.table.id,
+                    destination = %change.key.destination,
+                    error = %e,
+                    "route change failed; the next run retries it"
+                );
+                report.fenced |= matches!(e, Error::Fenced { .. });
+                report.errors.push(ErrorReport {
+                    region: change.key.table.region.to_string(),
+                    resource: Some(format!("{} {}", change.key.table.id, change.key.destination)),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    report.applied.sort();
+    report.errors.sort();
+    report
+}
+
+async fn apply_change(aws: &Aws, fence: &Fence, owner: Owner<'_>, change: &Change) -> Result<(), Error> {
+    let ec2 = aws.ec2(&change.key.table.region)?;
+    let store = &aws.store;
+    let (function, mesh) = (owner.function, owner.mesh);
+    match change.op {
+        ChangeOp::Create => {
+            store
+                .record(
+                    fence,
+                    function,
+                    mesh,
+                    &change.key,
+                    &change.target,
+                    LedgerStatus::Pending,
+                )
+                .await?;
+            match ec2.create_route(&change.key, &change.target).await? {
+                WriteOutcome::Applied => {
+                    store
+                        .record(
+                            fence,
+                            function,
+                            mesh,
+                            &change.key,
+                            &change.target,
+                            LedgerStatus::Owned,
+                        )
+                        .await
+                }
+                // Someone (perhaps our own earlier attempt whose response was
+                // lost) holds the destination: the intent stays pending and
+                // the next plan adopts it only if the target is ours.
+                WriteOutcome::AlreadyExists | WriteOutcome::NotFound => Err(Error::Unexpected {
+                    operation: "CreateRoute",
+                    region: change.key.table.region.to_string(),
+                    detail: format!(
+                        "{} {}: a route appeared before ours; left pending for the next run to verify",
+                        change.key.table.id, change.key.destination
+                    ),
+                }),
+            }
+        }
+        ChangeOp::Replace => {
+            store
+                .record(
+                    fence,
+                    function,
+                    mesh,
+                    &change.key,
+                    &change.target,
+                    LedgerStatus::Owned,
+                )
+                .await?;
+            match ec2.replace_route(&change.key, &change.target).await? {
+                WriteOutcome::Applied | WriteOutcome::AlreadyExists => Ok(()),
+                // Deleted under us: create it (the entry is already ours).
+                WriteOutcome::NotFound => match ec2.create_route(&change.key, &change.target).await? {
+                    WriteOutcome::Applied => Ok(()),
+                    _ => Err(Error::Unexpected {
+                        operation: "CreateRoute",
+                        region: change.key.table.region.to_string(),
+                        detail: format!(
+                            "{} {}: the route changed under us twice; the next run re-plans",
+                            change.key.table.id, change.key.destination
+                        ),
+                    }),
+                },
+            }
+        }
+        ChangeOp::Delete => {
+            ec2.delete_route(&change.key).await?;
+            store.forget(fence, function, mesh, &change.key).await
+        }
+    }
+}

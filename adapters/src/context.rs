@@ -1,0 +1,101 @@
+//! SDK clients, built once per process and shared by every invocation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use lbgp_core::Region;
+use lbgp_core::config::CommonConfig;
+
+use crate::Error;
+use crate::ec2::Ec2;
+use crate::notify::Notifier;
+use crate::store::{Clock, Store, SystemClock};
+use crate::throttle::TokenBucket;
+
+/// Attempts per call: the SDK's standard mode (exponential backoff with
+/// jitter, throttling-aware), with a little more patience than its default 3
+/// because a control plane run is worth finishing.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Loads the SDK configuration the standard way (environment, profile,
+/// instance/Lambda role; `AWS_ENDPOINT_URL` honoured), with our retry policy.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .load()
+        .await
+}
+
+/// Every client a function needs.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    /// EC2, one per mesh region.
+    pub ec2: BTreeMap<Region, Ec2>,
+    /// The DynamoDB table, in the home region.
+    pub store: Store,
+    /// SNS, in the home region.
+    pub notifier: Notifier,
+    /// The home region (`AWS_REGION`): where the table and topic live.
+    pub home: Region,
+}
+
+impl Aws {
+    /// Builds clients from an SDK configuration: per-region EC2 clients for
+    /// `common.regions`, DynamoDB and SNS in the configuration's region.
+    pub fn new(sdk: &SdkConfig, common: &CommonConfig, clock: Arc<dyn Clock>) -> Result<Aws, Error> {
+        let home = sdk
+            .region()
+            .and_then(|r| Region::new(r.as_ref()))
+            .ok_or_else(|| Error::Unexpected {
+                operation: "configuration",
+                region: "-".to_owned(),
+                detail: "AWS_REGION is not set: it names the home region of the table and topic".to_owned(),
+            })?;
+        let ec2 = common
+            .regions
+            .iter()
+            .map(|region| {
+                let conf = aws_sdk_ec2::config::Builder::from(sdk)
+                    .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+                    .build();
+                (
+                    region.clone(),
+                    Ec2::new(
+                        aws_sdk_ec2::Client::from_conf(conf),
+                        region.clone(),
+                        TokenBucket::new(common.ec2_write_burst, common.ec2_write_rate),
+                    ),
+                )
+            })
+            .collect();
+        Ok(Aws {
+            ec2,
+            store: Store::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &common.table,
+                home.clone(),
+                clock,
+            ),
+            notifier: Notifier::new(
+                aws_sdk_sns::Client::new(sdk),
+                common.topic_arn.clone(),
+                home.clone(),
+            ),
+            home,
+        })
+    }
+
+    /// Builds clients from the environment, with the system clock.
+    pub async fn from_env(common: &CommonConfig) -> Result<Aws, Error> {
+        Aws::new(&load_sdk_config().await, common, Arc::new(SystemClock))
+    }
+
+    /// EC2 in `region`.
+    pub fn ec2(&self, region: &Region) -> Result<&Ec2, Error> {
+        self.ec2
+            .get(region)
+            .ok_or_else(|| Error::UnknownRegion(region.to_string()))
+    }
+}

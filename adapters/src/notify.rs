@@ -1,0 +1,52 @@
+//! SNS notifications: a readable subject and a JSON body.
+
+use aws_sdk_sns::Client;
+use lbgp_core::Region;
+
+use crate::Error;
+
+/// Publishes to `LBGP_TOPIC_ARN`, or does nothing when it is not set.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    target: Option<(Client, String)>,
+    region: Region,
+}
+
+impl Notifier {
+    /// A notifier on `topic_arn` (None: notifications off).
+    pub fn new(client: Client, topic_arn: Option<String>, region: Region) -> Self {
+        Notifier {
+            target: topic_arn.map(|arn| (client, arn)),
+            region,
+        }
+    }
+
+    /// True when a topic is configured.
+    pub fn enabled(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// Publishes one message. SNS subjects are limited to 100 printable
+    /// ASCII characters, so the subject is cut to fit.
+    pub async fn publish(&self, subject: &str, body: &serde_json::Value) -> Result<(), Error> {
+        let Some((client, arn)) = &self.target else {
+            return Ok(());
+        };
+        let subject: String = subject
+            .chars()
+            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+            .take(100)
+            .collect();
+        let message = serde_json::to_string_pretty(body).unwrap_or_else(|_| body.to_string());
+        client
+            .publish()
+            .topic_arn(arn)
+            .subject(&subject)
+            .message(message)
+            .send()
+            .await
+            .map_err(|e| Error::aws("Publish", &self.region, e))?;
+        tracing::info!(topic_arn = %arn, subject = %subject, "notification published");
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! failover-watcher (in progress).

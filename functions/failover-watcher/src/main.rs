@@ -1,0 +1,2 @@
+//! failover-watcher (in progress).
+fn main() {}

@@ -1,0 +1,1 @@
+//! tgw-route-propagator (in progress).

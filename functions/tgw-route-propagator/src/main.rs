@@ -1,0 +1,2 @@
+//! tgw-route-propagator (in progress).
+fn main() {}

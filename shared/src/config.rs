@@ -1,0 +1,440 @@
+//! `LBGP_*` environment variables, parsed once at start-up into typed values.
+//! Every error names the variable and the bad value.
+
+use std::time::Duration;
+
+use crate::model::Region;
+use crate::prefix::{self, Cidr};
+
+/// The default mesh prefixes: the RFC 1918 aggregates.
+pub const DEFAULT_PREFIXES: &str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16";
+
+/// A configuration error: which variable, which value, what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set or empty.
+    #[error("{var} is required: {hint}")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+        /// What to set it to.
+        hint: &'static str,
+    },
+    /// A variable is set to something we cannot use.
+    #[error("{var}: {value:?} is not valid: {expected}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// The value found.
+        value: String,
+        /// What is expected.
+        expected: String,
+    },
+    /// A CIDR list does not parse.
+    #[error("{var}: {source}")]
+    Prefix {
+        /// The variable.
+        var: &'static str,
+        /// The parse error, naming the bad CIDR.
+        #[source]
+        source: prefix::PrefixError,
+    },
+}
+
+/// How the injector chooses the prefixes of each VPC route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InjectMode {
+    /// The `LBGP_PREFIXES` aggregates.
+    Aggregate,
+    /// Every other mesh VPC's CIDRs, aggregated, summarised to fit the quota.
+    Specific,
+}
+
+/// When the failover watcher moves routes back to the preferred member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailbackPolicy {
+    /// After the preferred member has been healthy without interruption for
+    /// this long (zero: at once).
+    After(Duration),
+    /// Only when an operator asks, by manual invoke.
+    Never,
+}
+
+/// Settings shared by the three functions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommonConfig {
+    /// `LBGP_REGIONS`: the mesh regions (required, comma-separated, no duplicates).
+    pub regions: Vec<Region>,
+    /// `LBGP_MESH`: member TGWs carry the tag `lbgp:mesh=<mesh>` (default `default`).
+    pub mesh: String,
+    /// `LBGP_TABLE`: the DynamoDB table of the ledger, leases and state.
+    pub table: String,
+    /// `LBGP_TOPIC_ARN`: SNS topic for notifications (optional).
+    pub topic_arn: Option<String>,
+    /// `LBGP_DRY_RUN`: plan and report, never write (default false).
+    pub dry_run: bool,
+    /// `LBGP_MAX_CHANGES`: blast-radius limit of one run (default 100).
+    pub max_changes: usize,
+    /// `LBGP_EC2_WRITE_BURST`: client-side token bucket size for mutating EC2
+    /// calls per region (default 50, EC2's published default).
+    pub ec2_write_burst: u32,
+    /// `LBGP_EC2_WRITE_RATE`: its refill per second (default 5; 0 disables pacing).
+    pub ec2_write_rate: f64,
+}
+
+/// Settings of the vpc-route-injector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InjectorConfig {
+    /// Shared settings.
+    pub common: CommonConfig,
+    /// `LBGP_PREFIXES`: the mesh prefixes (default the RFC 1918 aggregates).
+    pub prefixes: Vec<Cidr>,
+    /// `LBGP_INJECT_MODE`: `aggregate` (default) or `specific`.
+    pub inject_mode: InjectMode,
+    /// `LBGP_ROUTE_QUOTA`: routes per VPC route table we may use in specific mode (default 50).
+    pub route_quota: usize,
+}
+
+/// Settings of the tgw-route-propagator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropagatorConfig {
+    /// Shared settings.
+    pub common: CommonConfig,
+    /// `LBGP_SUMMARIZE`: install each peer's lossless aggregate (default false).
+    pub summarize: bool,
+    /// `LBGP_TGW_ROUTE_QUOTA`: routes per TGW route table (default 10000).
+    pub tgw_route_quota: usize,
+}
+
+/// Settings of the failover-watcher.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatcherConfig {
+    /// Shared settings.
+    pub common: CommonConfig,
+    /// `LBGP_FAILBACK_AFTER_SECONDS`: seconds, `0`, or `never` (default 300).
+    pub failback: FailbackPolicy,
+}
+
+/// Reads variables through `get`, so tests need not touch the process
+/// environment.
+pub struct Env<F: Fn(&str) -> Option<String>> {
+    get: F,
+}
+
+impl Env<fn(&str) -> Option<String>> {
+    /// The process environment.
+    pub fn process() -> Self {
+        fn get(var: &str) -> Option<String> {
+            std::env::var(var).ok()
+        }
+        Env { get }
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// Any lookup function, e.g. over a map in a test.
+    pub fn from_fn(get: F) -> Self {
+        Env { get }
+    }
+
+    fn raw(&self, var: &str) -> Option<String> {
+        (self.get)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(ConfigError::Invalid {
+                    var,
+                    value: v,
+                    expected: "true or false".to_owned(),
+                }),
+            },
+        }
+    }
+
+    fn count(&self, var: &'static str, default: usize, min: usize) -> Result<usize, ConfigError> {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n >= min => Ok(n),
+                _ => Err(ConfigError::Invalid {
+                    var,
+                    value: v,
+                    expected: format!("a whole number of at least {min}"),
+                }),
+            },
+        }
+    }
+
+    /// Parses the settings every function shares.
+    pub fn common(&self) -> Result<CommonConfig, ConfigError> {
+        let regions_raw = self.raw("LBGP_REGIONS").ok_or(ConfigError::Missing {
+            var: "LBGP_REGIONS",
+            hint: "the comma-separated mesh regions, e.g. eu-west-1,us-east-1",
+        })?;
+        let mut regions = Vec::new();
+        for item in regions_raw.split(',') {
+            let region = Region::new(item).ok_or_else(|| ConfigError::Invalid {
+                var: "LBGP_REGIONS",
+                value: item.trim().to_owned(),
+                expected: "an AWS region name such as eu-west-1".to_owned(),
+            })?;
+            if regions.contains(&region) {
+                return Err(ConfigError::Invalid {
+                    var: "LBGP_REGIONS",
+                    value: item.trim().to_owned(),
+                    expected: "each region once".to_owned(),
+                });
+            }
+            regions.push(region);
+        }
+        let mesh = self.raw("LBGP_MESH").unwrap_or_else(|| "default".to_owned());
+        if mesh.len() > 256 || mesh.contains(',') {
+            return Err(ConfigError::Invalid {
+                var: "LBGP_MESH",
+                value: mesh,
+                expected: "a tag value of at most 256 characters without commas".to_owned(),
+            });
+        }
+        let table = self.raw("LBGP_TABLE").ok_or(ConfigError::Missing {
+            var: "LBGP_TABLE",
+            hint: "the DynamoDB table name (pk/sk strings) created by the template",
+        })?;
+        let topic_arn = match self.raw("LBGP_TOPIC_ARN") {
+            None => None,
+            Some(arn) if arn.starts_with("arn:") && arn.split(':').count() == 6 => Some(arn),
+            Some(arn) => {
+                return Err(ConfigError::Invalid {
+                    var: "LBGP_TOPIC_ARN",
+                    value: arn,
+                    expected: "an SNS topic ARN, arn:aws:sns:<region>:<account>:<name>".to_owned(),
+                });
+            }
+        };
+        Ok(CommonConfig {
+            regions,
+            mesh,
+            table,
+            topic_arn,
+            dry_run: self.bool("LBGP_DRY_RUN", false)?,
+            max_changes: self.count("LBGP_MAX_CHANGES", 100, 0)?,
+            ec2_write_burst: u32::try_from(self.count("LBGP_EC2_WRITE_BURST", 50, 1)?).map_err(|_| {
+                ConfigError::Invalid {
+                    var: "LBGP_EC2_WRITE_BURST",
+                    value: self.raw("LBGP_EC2_WRITE_BURST").unwrap_or_default(),
+                    expected: "a whole number up to 4294967295".to_owned(),
+                }
+            })?,
+            ec2_write_rate: match self.raw("LBGP_EC2_WRITE_RATE") {
+                None => 5.0,
+                Some(v) => match v.parse::<f64>() {
+                    Ok(r) if r.is_finite() && r >= 0.0 => r,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            var: "LBGP_EC2_WRITE_RATE",
+                            value: v,
+                            expected: "calls per second, 0 or more".to_owned(),
+                        });
+                    }
+                },
+            },
+        })
+    }
+
+    /// Parses the injector's settings.
+    pub fn injector(&self) -> Result<InjectorConfig, ConfigError> {
+        let common = self.common()?;
+        let raw = self
+            .raw("LBGP_PREFIXES")
+            .unwrap_or_else(|| DEFAULT_PREFIXES.to_owned());
+        let prefixes = prefix::parse_list(&raw).map_err(|source| ConfigError::Prefix {
+            var: "LBGP_PREFIXES",
+            source,
+        })?;
+        if prefixes.is_empty() {
+            return Err(ConfigError::Invalid {
+                var: "LBGP_PREFIXES",
+                value: raw,
+                expected: "at least one CIDR".to_owned(),
+            });
+        }
+        let inject_mode = match self.raw("LBGP_INJECT_MODE").as_deref() {
+            None | Some("aggregate") => InjectMode::Aggregate,
+            Some("specific") => InjectMode::Specific,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "LBGP_INJECT_MODE",
+                    value: other.to_owned(),
+                    expected: "aggregate or specific".to_owned(),
+                });
+            }
+        };
+        Ok(InjectorConfig {
+            common,
+            prefixes,
+            inject_mode,
+            route_quota: self.count("LBGP_ROUTE_QUOTA", 50, 1)?,
+        })
+    }
+
+    /// Parses the propagator's settings.
+    pub fn propagator(&self) -> Result<PropagatorConfig, ConfigError> {
+        Ok(PropagatorConfig {
+            common: self.common()?,
+            summarize: self.bool("LBGP_SUMMARIZE", false)?,
+            tgw_route_quota: self.count("LBGP_TGW_ROUTE_QUOTA", 10_000, 1)?,
+        })
+    }
+
+    /// Parses the watcher's settings.
+    pub fn watcher(&self) -> Result<WatcherConfig, ConfigError> {
+        let failback = match self.raw("LBGP_FAILBACK_AFTER_SECONDS") {
+            None => FailbackPolicy::After(Duration::from_secs(300)),
+            Some(v) if v.eq_ignore_ascii_case("never") => FailbackPolicy::Never,
+            Some(v) => match v.parse::<u64>() {
+                Ok(secs) => FailbackPolicy::After(Duration::from_secs(secs)),
+                Err(_) => {
+                    return Err(ConfigError::Invalid {
+                        var: "LBGP_FAILBACK_AFTER_SECONDS",
+                        value: v,
+                        expected: "a whole number of seconds, 0, or never".to_owned(),
+                    });
+                }
+            },
+        };
+        Ok(WatcherConfig {
+            common: self.common()?,
+            failback,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Env::from_fn(move |k| map.get(k).cloned())
+    }
+
+    const BASE: [(&str, &str); 2] = [("LBGP_REGIONS", "eu-west-1, us-east-1"), ("LBGP_TABLE", "lbgp")];
+
+    #[test]
+    fn defaults_apply() {
+        let cfg = env(&BASE).injector().unwrap();
+        assert_eq!(cfg.common.regions.len(), 2);
+        assert_eq!(cfg.common.mesh, "default");
+        assert_eq!(cfg.common.max_changes, 100);
+        assert!(!cfg.common.dry_run);
+        assert_eq!(cfg.common.topic_arn, None);
+        assert_eq!(cfg.prefixes.len(), 3);
+        assert_eq!(cfg.inject_mode, InjectMode::Aggregate);
+        assert_eq!(cfg.route_quota, 50);
+        let p = env(&BASE).propagator().unwrap();
+        assert!(!p.summarize);
+        assert_eq!(p.tgw_route_quota, 10_000);
+        let w = env(&BASE).watcher().unwrap();
+        assert_eq!(w.failback, FailbackPolicy::After(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_value() {
+        let missing = env(&[("LBGP_TABLE", "t")]).common().unwrap_err();
+        assert!(missing.to_string().starts_with("LBGP_REGIONS is required"));
+
+        let empty = env(&[("LBGP_REGIONS", " "), ("LBGP_TABLE", "t")])
+            .common()
+            .unwrap_err();
+        assert!(matches!(
+            empty,
+            ConfigError::Missing {
+                var: "LBGP_REGIONS",
+                ..
+            }
+        ));
+
+        let bad_region = env(&[("LBGP_REGIONS", "eu-west-1,mars-1"), ("LBGP_TABLE", "t")])
+            .common()
+            .unwrap_err();
+        assert_eq!(
+            bad_region.to_string(),
+            "LBGP_REGIONS: \"mars-1\" is not valid: an AWS region name such as eu-west-1"
+        );
+
+        let mut vars = BASE.to_vec();
+        vars.push(("LBGP_PREFIXES", "10.0.0.0/33"));
+        let bad_cidr = env(&vars).injector().unwrap_err();
+        assert!(
+            bad_cidr
+                .to_string()
+                .starts_with("LBGP_PREFIXES: 10.0.0.0/33 is not a valid CIDR"),
+            "{bad_cidr}"
+        );
+
+        for (var, value) in [
+            ("LBGP_MAX_CHANGES", "-1"),
+            ("LBGP_MAX_CHANGES", "many"),
+            ("LBGP_ROUTE_QUOTA", "0"),
+            ("LBGP_DRY_RUN", "perhaps"),
+            ("LBGP_INJECT_MODE", "both"),
+            ("LBGP_TOPIC_ARN", "my-topic"),
+        ] {
+            let mut vars = BASE.to_vec();
+            vars.push((var, value));
+            let err = env(&vars).injector().unwrap_err();
+            assert!(err.to_string().starts_with(var), "{var}: {err}");
+            assert!(err.to_string().contains(value), "{var}: {err}");
+        }
+        let mut vars = BASE.to_vec();
+        vars.push(("LBGP_FAILBACK_AFTER_SECONDS", "soon"));
+        assert!(env(&vars).watcher().is_err());
+        let mut vars = BASE.to_vec();
+        vars.push(("LBGP_TGW_ROUTE_QUOTA", "1e4"));
+        assert!(env(&vars).propagator().is_err());
+    }
+
+    #[test]
+    fn duplicate_region_is_refused() {
+        let err = env(&[("LBGP_REGIONS", "eu-west-1,eu-west-1"), ("LBGP_TABLE", "t")])
+            .common()
+            .unwrap_err();
+        assert!(err.to_string().contains("each region once"));
+    }
+
+    #[test]
+    fn failback_never_and_zero() {
+        let mut vars = BASE.to_vec();
+        vars.push(("LBGP_FAILBACK_AFTER_SECONDS", "never"));
+        assert_eq!(env(&vars).watcher().unwrap().failback, FailbackPolicy::Never);
+        let mut vars = BASE.to_vec();
+        vars.push(("LBGP_FAILBACK_AFTER_SECONDS", "0"));
+        assert_eq!(
+            env(&vars).watcher().unwrap().failback,
+            FailbackPolicy::After(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn region_shapes() {
+        for ok in ["eu-west-1", "us-gov-west-1", "ap-southeast-2", "il-central-1"] {
+            assert!(Region::new(ok).is_some(), "{ok}");
+        }
+        for bad in ["", "eu", "eu-west", "EU-WEST-1", "eu-west-x", "mars-1", "eu--1"] {
+            assert!(Region::new(bad).is_none(), "{bad}");
+        }
+    }
+}

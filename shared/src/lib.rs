@@ -1,0 +1,23 @@
+//! `lbgp-core`: the pure core of lbgp.
+//!
+//! Prefix math, the route model, the reconcile planner with its ownership
+//! rules, configuration and trigger parsing, and the invoke response. Nothing
+//! here performs I/O or knows an AWS SDK type: adapters translate at the edge,
+//! so everything here is tested without AWS, and planning is deterministic.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod model;
+pub mod plan;
+pub mod prefix;
+pub mod report;
+pub mod trigger;
+
+pub use model::{
+    DesiredRoute, Region, Route, RouteKey, RouteOrigin, RouteState, RouteTableRef, RouteTarget, TableKind,
+};
+pub use plan::{
+    Change, ChangeOp, ChangeReason, Conflict, LedgerEntry, LedgerFix, LedgerStatus, OwnershipLedger, Plan,
+    PlanError, plan,
+};
+pub use prefix::{Cidr, PrefixError};

@@ -1,0 +1,856 @@
+//! The reconcile planner: desired routes versus observed routes, with the
+//! ownership ledger deciding what we may touch, into a deterministic plan.
+//!
+//! The planner is level-triggered: it never looks at *why* it runs, only at
+//! the state it is given, so any run from any trigger converges the same way.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{DesiredRoute, Route, RouteKey, RouteOrigin, RouteState, RouteTarget};
+
+/// Whether a ledger entry is a confirmed route of ours or a write-ahead intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerStatus {
+    /// Recorded before a create was sent and not confirmed since: the create
+    /// may or may not have happened. The next plan adopts it if the route is
+    /// there with our target, and drops it otherwise.
+    Pending,
+    /// We created this route (or took it over by repair) and still own it.
+    Owned,
+}
+
+/// One route we created, as recorded in the ownership ledger.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Table and destination.
+    pub key: RouteKey,
+    /// The target we installed.
+    pub target: RouteTarget,
+    /// Pending intent or owned.
+    pub status: LedgerStatus,
+}
+
+/// The set of routes lbgp created. A route not in it is *foreign*: never
+/// deleted, never replaced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnershipLedger {
+    entries: BTreeMap<RouteKey, LedgerEntry>,
+}
+
+impl OwnershipLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds or overwrites an entry.
+    pub fn insert(&mut self, entry: LedgerEntry) {
+        self.entries.insert(entry.key.clone(), entry);
+    }
+    /// Removes an entry.
+    pub fn remove(&mut self, key: &RouteKey) -> Option<LedgerEntry> {
+        self.entries.remove(key)
+    }
+    /// Looks up an entry.
+    pub fn get(&self, key: &RouteKey) -> Option<&LedgerEntry> {
+        self.entries.get(key)
+    }
+    /// Entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = &LedgerEntry> {
+        self.entries.values()
+    }
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl FromIterator<LedgerEntry> for OwnershipLedger {
+    fn from_iter<I: IntoIterator<Item = LedgerEntry>>(iter: I) -> Self {
+        let mut ledger = OwnershipLedger::new();
+        for entry in iter {
+            ledger.insert(entry);
+        }
+        ledger
+    }
+}
+
+/// The kind of write a change makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    /// Create a route that does not exist.
+    Create,
+    /// Repoint an existing route of ours.
+    Replace,
+    /// Delete a route of ours.
+    Delete,
+}
+
+impl fmt::Display for ChangeOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChangeOp::Create => "create",
+            ChangeOp::Replace => "replace",
+            ChangeOp::Delete => "delete",
+        })
+    }
+}
+
+/// Why a change is in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeReason {
+    /// Desired and absent.
+    Missing,
+    /// Ours, and deleted out of band.
+    OwnedRouteDeleted,
+    /// Ours, and repointed out of band to `from`.
+    Drifted {
+        /// The target found.
+        from: RouteTarget,
+    },
+    /// Ours, and AWS reports it as a blackhole.
+    Blackhole,
+    /// Ours, and no longer desired.
+    NoLongerDesired,
+    /// A caller-specific reason (the failover watcher's moves).
+    Other(String),
+}
+
+impl fmt::Display for ChangeReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChangeReason::Missing => f.write_str("desired route is missing"),
+            ChangeReason::OwnedRouteDeleted => f.write_str("our route was deleted out of band"),
+            ChangeReason::Drifted { from } => {
+                write!(f, "our route was repointed out of band to {from}")
+            }
+            ChangeReason::Blackhole => f.write_str("our route is a blackhole"),
+            ChangeReason::NoLongerDesired => f.write_str("our route is no longer desired"),
+            ChangeReason::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+/// One write of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Change {
+    /// Which table and destination.
+    pub key: RouteKey,
+    /// Create, replace or delete.
+    pub op: ChangeOp,
+    /// The target after the change; for a delete, the target removed.
+    pub target: RouteTarget,
+    /// For a replace, the target before.
+    pub previous: Option<RouteTarget>,
+    /// Why.
+    pub reason: ChangeReason,
+}
+
+/// A desired route we may not install because something else holds its
+/// destination.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Conflict {
+    /// Table and destination.
+    pub key: RouteKey,
+    /// The target we wanted.
+    pub wanted: RouteTarget,
+    /// What holds the destination now.
+    pub held_by: RouteTarget,
+    /// Static (a foreign route), propagated or local.
+    pub held_by_origin: RouteOrigin,
+}
+
+/// Ledger bookkeeping that needs no EC2 call.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum LedgerFix {
+    /// Record the route as owned with this target: a pending create that
+    /// was applied, or an owned route whose recorded target is stale.
+    Record {
+        /// The route.
+        key: RouteKey,
+        /// Its target.
+        target: RouteTarget,
+    },
+    /// Forget an entry: its route is gone and not desired, a pending create
+    /// never happened, or someone else now holds the destination.
+    Drop {
+        /// The route.
+        key: RouteKey,
+        /// Why it is forgotten.
+        why: DropReason,
+    },
+}
+
+/// Why a ledger entry is forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// The route no longer exists and is not desired.
+    RouteGone,
+    /// A pending create was never applied and is not desired any more.
+    IntentNeverApplied,
+    /// The destination is held by another target that is not ours: a human
+    /// or another tool took it over; we let go rather than fight.
+    TakenOver,
+}
+
+/// The outcome of planning: the writes, and what we refuse to do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The writes, sorted by table, destination, then operation.
+    pub changes: Vec<Change>,
+    /// Desired routes blocked by a route we do not own.
+    pub conflicts: Vec<Conflict>,
+    /// Desired routes already present as foreign routes with the right
+    /// target: satisfied, reported, never adopted.
+    pub satisfied_by_foreign: Vec<RouteKey>,
+    /// Ledger bookkeeping.
+    pub ledger_fixes: Vec<LedgerFix>,
+}
+
+impl Plan {
+    /// True when nothing needs writing to EC2: the proof of convergence.
+    pub fn is_converged(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The blast-radius guard: refuses a plan with more than `max_changes`
+    /// writes, whole, unless `force` is set.
+    pub fn check_blast_radius(&self, max_changes: usize, force: bool) -> Result<(), PlanError> {
+        if !force && self.changes.len() > max_changes {
+            return Err(PlanError::BlastRadius {
+                count: self.changes.len(),
+                limit: max_changes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a plan was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// More writes than the blast-radius limit allows.
+    #[error(
+        "plan refused: {count} changes exceed LBGP_MAX_CHANGES={limit}; nothing was applied. \
+         Check the plan with a dry run, then raise the limit or invoke with {{\"force\": true}}"
+    )]
+    BlastRadius {
+        /// Writes in the plan.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Plans the writes that turn `actual` into `desired`, touching only routes
+/// the `ledger` says we own.
+///
+/// `actual` must hold every route of every table that appears in `desired`
+/// or in `ledger`: a ledger entry whose route is absent from `actual` is
+/// taken to mean the route is gone.
+///
+/// Rules:
+/// - a route not in the ledger is foreign: never deleted or replaced; if it
+///   holds a desired destination with another target it is a conflict; with
+///   the desired target it satisfies the desire and is reported, not adopted;
+/// - an owned route that drifted (repointed, or blackhole) is repaired; an
+///   owned route no longer desired is deleted, unless someone repointed it,
+///   in which case we let it go; a ledger entry whose route is gone is
+///   recreated if still desired, dropped otherwise;
+/// - a pending intent is adopted if the route is there with our target and
+///   dropped otherwise;
+/// - the output is sorted: the same state always gives the same plan.
+pub fn plan(desired: &[DesiredRoute], actual: &[Route], ledger: &OwnershipLedger) -> Plan {
+    let mut wanted: BTreeMap<&RouteKey, &RouteTarget> = BTreeMap::new();
+    let mut ambiguous: BTreeSet<&RouteKey> = BTreeSet::new();
+    for d in desired {
+        if let Some(previous) = wanted.insert(&d.key, &d.target)
+            && previous != &d.target
+        {
+            ambiguous.insert(&d.key);
+        }
+    }
+    // Two different targets for one destination is a caller bug; installing
+    // either would be a coin toss, so neither is installed.
+    for key in &ambiguous {
+        wanted.remove(key);
+    }
+
+    // A table holds one static route per destination; propagated and local
+    // routes may sit beside it and lose to it, so they only matter when no
+    // static route is there.
+    let mut statics: BTreeMap<&RouteKey, &Route> = BTreeMap::new();
+    let mut others: BTreeMap<&RouteKey, &Route> = BTreeMap::new();
+    for route in actual {
+        match route.origin {
+            RouteOrigin::Static => statics.insert(&route.key, route),
+            RouteOrigin::Propagated | RouteOrigin::Local => others.insert(&route.key, route),
+        };
+    }
+
+    let keys: BTreeSet<&RouteKey> = wanted
+        .keys()
+        .copied()
+        .chain(ledger.iter().map(|e| &e.key))
+        .collect();
+
+    let mut out = Plan::default();
+    for key in keys {
+        let want = wanted.get(key).copied();
+        let found = statics.get(key).copied();
+        let owned = match ledger.get(key) {
+            None => false,
+            Some(entry) if entry.status == LedgerStatus::Owned => true,
+            Some(entry) => match found {
+                Some(route) if route.target == entry.target => {
+                    out.ledger_fixes.push(LedgerFix::Record {
+                        key: key.clone(),
+                        target: route.target.clone(),
+                    });
+                    true
+                }
+                Some(_) => {
+                    out.ledger_fixes.push(LedgerFix::Drop {
+                        key: key.clone(),
+                        why: DropReason::TakenOver,
+                    });
+                    false
+                }
+                None => {
+                    if want.is_none() {
+                        out.ledger_fixes.push(LedgerFix::Drop {
+                            key: key.clone(),
+                            why: DropReason::IntentNeverApplied,
+                        });
+                    }
+                    // Still desired: the create below rewrites the intent.
+                    false
+                }
+            },
+        };
+
+        match (want, found) {
+            (Some(target), None) => match others.get(key) {
+                Some(holder) => {
+                    out.conflicts.push(Conflict {
+                        key: key.clone(),
+                        wanted: target.clone(),
+                        held_by: holder.target.clone(),
+                        held_by_origin: holder.origin,
+                    });
+                    // Our route is gone and cannot come back while the
+                    // destination is held: keep no phantom entry.
+                    if let Some(entry) = ledger.get(key) {
+                        out.ledger_fixes.push(LedgerFix::Drop {
+                            key: key.clone(),
+                            why: match entry.status {
+                                LedgerStatus::Owned => DropReason::RouteGone,
+                                LedgerStatus::Pending => DropReason::IntentNeverApplied,
+                            },
+                        });
+                    }
+                }
+                None => out.changes.push(Change {
+                    key: key.clone(),
+                    op: ChangeOp::Create,
+                    target: target.clone(),
+                    previous: None,
+                    reason: if owned {
+                        ChangeReason::OwnedRouteDeleted
+                    } else {
+                        ChangeReason::Missing
+                    },
+                }),
+            },
+            (Some(target), Some(route)) if owned => {
+                let reason = if &route.target != target {
+                    Some(ChangeReason::Drifted {
+                        from: route.target.clone(),
+                    })
+                } else if route.state == RouteState::Blackhole {
+                    Some(ChangeReason::Blackhole)
+                } else {
+                    if ledger.get(key).is_some_and(|e| &e.target != target) {
+                        out.ledger_fixes.push(LedgerFix::Record {
+                            key: key.clone(),
+                            target: target.clone(),
+                        });
+                    }
+                    None
+                };
+                if let Some(reason) = reason {
+                    out.changes.push(Change {
+                        key: key.clone(),
+                        op: ChangeOp::Replace,
+                        target: target.clone(),
+                        previous: Some(route.target.clone()),
+                        reason,
+                    });
+                }
+            }
+            (Some(target), Some(route)) => {
+                if &route.target == target && route.state == RouteState::Active {
+                    out.satisfied_by_foreign.push(key.clone());
+                } else {
+                    out.conflicts.push(Conflict {
+                        key: key.clone(),
+                        wanted: target.clone(),
+                        held_by: route.target.clone(),
+                        held_by_origin: route.origin,
+                    });
+                }
+            }
+            (None, Some(route)) if owned => {
+                let recorded = ledger.get(key).map(|e| &e.target);
+                if recorded == Some(&route.target) {
+                    out.changes.push(Change {
+                        key: key.clone(),
+                        op: ChangeOp::Delete,
+                        target: route.target.clone(),
+                        previous: None,
+                        reason: ChangeReason::NoLongerDesired,
+                    });
+                } else {
+                    out.ledger_fixes.push(LedgerFix::Drop {
+                        key: key.clone(),
+                        why: DropReason::TakenOver,
+                    });
+                }
+            }
+            (None, None) if owned => out.ledger_fixes.push(LedgerFix::Drop {
+                key: key.clone(),
+                why: DropReason::RouteGone,
+            }),
+            // Not desired and not ours: none of our business.
+            (None, _) => {}
+        }
+    }
+    for key in ambiguous {
+        if let Some(d) = desired.iter().find(|d| &d.key == key) {
+            out.conflicts.push(Conflict {
+                key: key.clone(),
+                wanted: d.target.clone(),
+                held_by: RouteTarget::Other("ambiguous desired targets".to_owned()),
+                held_by_origin: RouteOrigin::Static,
+            });
+        }
+    }
+    out.changes.sort();
+    out.conflicts.sort();
+    out.satisfied_by_foreign.sort();
+    out.ledger_fixes.sort();
+    out
+}
+
+/// Applies a plan to a model of a table set, as AWS would: what the world
+/// looks like after every change succeeded. Used by property tests and by
+/// benchmarks to check convergence without AWS.
+pub fn simulate_apply(
+    actual: &[Route],
+    ledger: &OwnershipLedger,
+    plan: &Plan,
+) -> (Vec<Route>, OwnershipLedger) {
+    let mut routes: BTreeMap<(RouteKey, RouteOrigin), Route> = actual
+        .iter()
+        .map(|r| ((r.key.clone(), r.origin), r.clone()))
+        .collect();
+    let mut ledger = ledger.clone();
+    for fix in &plan.ledger_fixes {
+        match fix {
+            LedgerFix::Record { key, target } => ledger.insert(LedgerEntry {
+                key: key.clone(),
+                target: target.clone(),
+                status: LedgerStatus::Owned,
+            }),
+            LedgerFix::Drop { key, .. } => {
+                ledger.remove(key);
+            }
+        }
+    }
+    for change in &plan.changes {
+        let slot = (change.key.clone(), RouteOrigin::Static);
+        match change.op {
+            ChangeOp::Create | ChangeOp::Replace => {
+                routes.insert(
+                    slot,
+                    Route {
+                        key: change.key.clone(),
+                        target: change.target.clone(),
+                        state: RouteState::Active,
+                        origin: RouteOrigin::Static,
+                    },
+                );
+                ledger.insert(LedgerEntry {
+                    key: change.key.clone(),
+                    target: change.target.clone(),
+                    status: LedgerStatus::Owned,
+                });
+            }
+            ChangeOp::Delete => {
+                routes.remove(&slot);
+                ledger.remove(&change.key);
+            }
+        }
+    }
+    (routes.into_values().collect(), ledger)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::model::{Region, RouteTableRef, TableKind};
+    use proptest::prelude::*;
+
+    fn table(n: usize) -> RouteTableRef {
+        RouteTableRef {
+            region: Region::new("eu-west-1").unwrap(),
+            kind: TableKind::Vpc,
+            id: format!("rtb-{n:04}"),
+        }
+    }
+    const DESTS: [&str; 6] = [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "10.1.0.0/16",
+        "fd00::/8",
+        "100.64.0.0/10",
+    ];
+    fn key(t: usize, d: usize) -> RouteKey {
+        RouteKey {
+            table: table(t),
+            destination: DESTS[d].parse().unwrap(),
+        }
+    }
+    fn tgw(n: usize) -> RouteTarget {
+        RouteTarget::TransitGateway(format!("tgw-{n}"))
+    }
+    fn route(key: RouteKey, target: RouteTarget) -> Route {
+        Route {
+            key,
+            target,
+            state: RouteState::Active,
+            origin: RouteOrigin::Static,
+        }
+    }
+    fn desire(key: RouteKey, target: RouteTarget) -> DesiredRoute {
+        DesiredRoute { key, target }
+    }
+    fn owned(key: RouteKey, target: RouteTarget) -> LedgerEntry {
+        LedgerEntry {
+            key,
+            target,
+            status: LedgerStatus::Owned,
+        }
+    }
+
+    #[test]
+    fn creates_what_is_missing_and_nothing_when_converged() {
+        let desired = vec![desire(key(0, 0), tgw(1)), desire(key(0, 1), tgw(1))];
+        let p = plan(&desired, &[], &OwnershipLedger::new());
+        assert_eq!(p.changes.len(), 2);
+        assert!(
+            p.changes
+                .iter()
+                .all(|c| c.op == ChangeOp::Create && c.reason == ChangeReason::Missing)
+        );
+        let (after, ledger) = simulate_apply(&[], &OwnershipLedger::new(), &p);
+        let again = plan(&desired, &after, &ledger);
+        assert!(again.is_converged() && again.ledger_fixes.is_empty());
+    }
+
+    #[test]
+    fn foreign_routes_are_never_touched() {
+        let desired = vec![desire(key(0, 0), tgw(1)), desire(key(0, 1), tgw(1))];
+        let actual = vec![
+            route(key(0, 0), RouteTarget::Instance("i-legacy".into())),
+            route(key(0, 1), tgw(1)),
+            route(key(0, 2), tgw(1)),
+        ];
+        let p = plan(&desired, &actual, &OwnershipLedger::new());
+        assert!(p.changes.is_empty(), "{p:?}");
+        assert_eq!(p.conflicts.len(), 1);
+        assert_eq!(p.conflicts[0].held_by, RouteTarget::Instance("i-legacy".into()));
+        assert_eq!(p.satisfied_by_foreign, vec![key(0, 1)]);
+    }
+
+    #[test]
+    fn owned_drift_is_repaired_and_owned_leftovers_deleted() {
+        let ledger: OwnershipLedger = [
+            owned(key(0, 0), tgw(1)),
+            owned(key(0, 1), tgw(1)),
+            owned(key(0, 2), tgw(1)),
+            owned(key(0, 3), tgw(1)),
+        ]
+        .into_iter()
+        .collect();
+        let desired = vec![desire(key(0, 0), tgw(1)), desire(key(0, 1), tgw(1))];
+        let mut blackhole = route(key(0, 1), tgw(1));
+        blackhole.state = RouteState::Blackhole;
+        let actual = vec![
+            route(key(0, 0), RouteTarget::NetworkInterface("eni-hand".into())),
+            blackhole,
+            route(key(0, 2), tgw(1)),
+            // key(0,3): ours, not desired, repointed by hand: let go.
+            route(key(0, 3), tgw(9)),
+        ];
+        let p = plan(&desired, &actual, &ledger);
+        let ops: Vec<_> = p.changes.iter().map(|c| (c.key.clone(), c.op)).collect();
+        assert_eq!(
+            ops,
+            vec![
+                (key(0, 0), ChangeOp::Replace),
+                (key(0, 1), ChangeOp::Replace),
+                (key(0, 2), ChangeOp::Delete)
+            ]
+        );
+        assert_eq!(p.changes[1].reason, ChangeReason::Blackhole);
+        assert_eq!(
+            p.ledger_fixes,
+            vec![LedgerFix::Drop {
+                key: key(0, 3),
+                why: DropReason::TakenOver
+            }]
+        );
+    }
+
+    #[test]
+    fn deleted_owned_route_is_recreated_or_forgotten() {
+        let ledger: OwnershipLedger = [owned(key(0, 0), tgw(1)), owned(key(0, 1), tgw(1))]
+            .into_iter()
+            .collect();
+        let p = plan(&[desire(key(0, 0), tgw(1))], &[], &ledger);
+        assert_eq!(p.changes.len(), 1);
+        assert_eq!(p.changes[0].reason, ChangeReason::OwnedRouteDeleted);
+        assert_eq!(
+            p.ledger_fixes,
+            vec![LedgerFix::Drop {
+                key: key(0, 1),
+                why: DropReason::RouteGone
+            }]
+        );
+    }
+
+    #[test]
+    fn pending_intents_are_adopted_or_dropped() {
+        let pending = |k, t| LedgerEntry {
+            key: k,
+            target: t,
+            status: LedgerStatus::Pending,
+        };
+        let ledger: OwnershipLedger = [
+            pending(key(0, 0), tgw(1)), // applied: adopt
+            pending(key(0, 1), tgw(1)), // never applied, not desired: drop
+            pending(key(0, 2), tgw(1)), // someone else's route: drop, conflict
+        ]
+        .into_iter()
+        .collect();
+        let actual = vec![route(key(0, 0), tgw(1)), route(key(0, 2), tgw(7))];
+        let desired = vec![desire(key(0, 0), tgw(1)), desire(key(0, 2), tgw(1))];
+        let p = plan(&desired, &actual, &ledger);
+        assert!(p.changes.is_empty());
+        assert_eq!(p.conflicts.len(), 1);
+        assert_eq!(
+            p.ledger_fixes,
+            vec![
+                LedgerFix::Record {
+                    key: key(0, 0),
+                    target: tgw(1)
+                },
+                LedgerFix::Drop {
+                    key: key(0, 1),
+                    why: DropReason::IntentNeverApplied
+                },
+                LedgerFix::Drop {
+                    key: key(0, 2),
+                    why: DropReason::TakenOver
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn blast_radius_refuses_whole_plan_unless_forced() {
+        let desired: Vec<_> = (0..5).map(|t| desire(key(t, 0), tgw(1))).collect();
+        let p = plan(&desired, &[], &OwnershipLedger::new());
+        let err = p.check_blast_radius(4, false).unwrap_err();
+        assert_eq!(err, PlanError::BlastRadius { count: 5, limit: 4 });
+        assert!(err.to_string().contains("5 changes exceed LBGP_MAX_CHANGES=4"));
+        assert!(p.check_blast_radius(4, true).is_ok());
+        assert!(p.check_blast_radius(5, false).is_ok());
+    }
+
+    #[test]
+    fn local_and_propagated_routes_block_creation() {
+        let local = Route {
+            key: key(0, 3),
+            target: RouteTarget::Other("local".into()),
+            state: RouteState::Active,
+            origin: RouteOrigin::Local,
+        };
+        let p = plan(&[desire(key(0, 3), tgw(1))], &[local], &OwnershipLedger::new());
+        assert!(p.changes.is_empty());
+        assert_eq!(p.conflicts[0].held_by_origin, RouteOrigin::Local);
+    }
+
+    #[test]
+    fn ambiguous_desire_installs_nothing() {
+        let p = plan(
+            &[desire(key(0, 0), tgw(1)), desire(key(0, 0), tgw(2))],
+            &[],
+            &OwnershipLedger::new(),
+        );
+        assert!(p.changes.is_empty());
+        assert_eq!(p.conflicts.len(), 1);
+    }
+
+    // ---- properties over random states ----
+
+    fn arb_target() -> impl Strategy<Value = RouteTarget> {
+        prop_oneof![
+            (0..3usize).prop_map(tgw),
+            Just(RouteTarget::NetworkInterface("eni-1".into())),
+            Just(RouteTarget::Instance("i-1".into())),
+            Just(RouteTarget::Other("pcx-1".into())),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    struct State {
+        desired: Vec<DesiredRoute>,
+        actual: Vec<Route>,
+        ledger: OwnershipLedger,
+    }
+
+    fn arb_state() -> impl Strategy<Value = State> {
+        let slot = (
+            prop::option::of((0..3usize).prop_map(tgw)),
+            prop::option::of((arb_target(), any::<bool>())),
+            prop::option::of(prop_oneof![
+                Just(RouteOrigin::Local),
+                Just(RouteOrigin::Propagated)
+            ]),
+            prop::option::of((arb_target(), any::<bool>())),
+        );
+        prop::collection::vec(slot, 3 * DESTS.len()).prop_map(|slots| {
+            let mut state = State {
+                desired: vec![],
+                actual: vec![],
+                ledger: OwnershipLedger::new(),
+            };
+            for (i, (want, stat, other, entry)) in slots.into_iter().enumerate() {
+                let k = key(i / DESTS.len(), i % DESTS.len());
+                if let Some(t) = want {
+                    state.desired.push(desire(k.clone(), t));
+                }
+                if let Some((t, blackhole)) = stat {
+                    let mut r = route(k.clone(), t);
+                    if blackhole {
+                        r.state = RouteState::Blackhole;
+                    }
+                    state.actual.push(r);
+                }
+                if let Some(origin) = other {
+                    state.actual.push(Route {
+                        key: k.clone(),
+                        target: RouteTarget::Other("local".into()),
+                        state: RouteState::Active,
+                        origin,
+                    });
+                }
+                if let Some((t, pending)) = entry {
+                    state.ledger.insert(LedgerEntry {
+                        key: k,
+                        target: t,
+                        status: if pending {
+                            LedgerStatus::Pending
+                        } else {
+                            LedgerStatus::Owned
+                        },
+                    });
+                }
+            }
+            state
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn plan_never_touches_foreign_routes(s in arb_state()) {
+            let p = plan(&s.desired, &s.actual, &s.ledger);
+            for c in &p.changes {
+                let current = s.actual.iter().find(|r| r.key == c.key && r.origin == RouteOrigin::Static);
+                match c.op {
+                    ChangeOp::Create => prop_assert!(current.is_none(), "create over an existing route: {c:?}"),
+                    ChangeOp::Replace | ChangeOp::Delete => {
+                        let entry = s.ledger.get(&c.key);
+                        prop_assert!(entry.is_some(), "write to a route not in the ledger: {c:?}");
+                        let entry = entry.unwrap();
+                        let current = current.unwrap();
+                        prop_assert!(
+                            entry.status == LedgerStatus::Owned || entry.target == current.target,
+                            "write to a route whose intent was never confirmed: {c:?}"
+                        );
+                        if c.op == ChangeOp::Delete {
+                            prop_assert_eq!(&entry.target, &current.target);
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn applying_the_plan_converges(s in arb_state()) {
+            let p = plan(&s.desired, &s.actual, &s.ledger);
+            let (after, ledger) = simulate_apply(&s.actual, &s.ledger, &p);
+            // Foreign static routes survive unchanged.
+            for r in s.actual.iter().filter(|r| r.origin == RouteOrigin::Static && s.ledger.get(&r.key).is_none()) {
+                prop_assert!(after.contains(r), "foreign route changed: {r:?}");
+            }
+            // Every desired route not in conflict is there with its target.
+            let blocked: BTreeSet<_> = p.conflicts.iter().map(|c| c.key.clone()).collect();
+            for d in s.desired.iter().filter(|d| !blocked.contains(&d.key)) {
+                prop_assert!(
+                    after.iter().any(|r| r.key == d.key && r.origin == RouteOrigin::Static && r.target == d.target && r.state == RouteState::Active),
+                    "desired route missing after apply: {d:?}"
+                );
+            }
+            // The ledger names only routes that exist with the recorded target.
+            for e in ledger.iter() {
+                prop_assert!(
+                    after.iter().any(|r| r.key == e.key && r.origin == RouteOrigin::Static && r.target == e.target),
+                    "phantom ledger entry: {e:?}"
+                );
+                prop_assert_eq!(e.status, LedgerStatus::Owned);
+            }
+            let again = plan(&s.desired, &after, &ledger);
+            prop_assert!(again.changes.is_empty(), "second plan not empty: {:?}", again.changes);
+            prop_assert!(again.ledger_fixes.is_empty(), "second plan fixes the ledger: {:?}", again.ledger_fixes);
+            prop_assert_eq!(again.conflicts, p.conflicts);
+        }
+
+        #[test]
+        fn plan_is_deterministic(s in arb_state(), seed in any::<u64>()) {
+            let p = plan(&s.desired, &s.actual, &s.ledger);
+            let mut desired = s.desired.clone();
+            let mut actual = s.actual.clone();
+            // A cheap deterministic shuffle: rotate by the seed and reverse.
+            if !desired.is_empty() { let n = desired.len(); desired.rotate_left((seed as usize) % n); }
+            if !actual.is_empty() { let n = actual.len(); actual.rotate_left((seed as usize) % n); }
+            actual.reverse();
+            prop_assert_eq!(plan(&desired, &actual, &s.ledger), p);
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The invoke response every function returns: the public contract that
+//! users' tooling reads. Field names here are never renamed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Change, Conflict};
+
+/// One change made (or, in a dry run, that would be made).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ChangeReport {
+    /// `create`, `replace` or `delete`.
+    pub op: String,
+    /// Region of the table.
+    pub region: String,
+    /// VPC route table (`rtb-…`) or TGW route table (`tgw-rtb-…`).
+    pub route_table_id: String,
+    /// Destination CIDR.
+    pub destination: String,
+    /// The target after the change (for a delete, the target removed).
+    pub target: String,
+    /// The target before a replace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_target: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+impl From<&Change> for ChangeReport {
+    fn from(c: &Change) -> Self {
+        ChangeReport {
+            op: c.op.to_string(),
+            region: c.key.table.region.to_string(),
+            route_table_id: c.key.table.id.clone(),
+            destination: c.key.destination.to_string(),
+            target: c.target.to_string(),
+            previous_target: c.previous.as_ref().map(ToString::to_string),
+            reason: c.reason.to_string(),
+        }
+    }
+}
+
+/// A desired route not installed because something else holds it, or a
+/// prefix that several origins claim.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConflictReport {
+    /// Region of the table.
+    pub region: String,
+    /// The table, when the conflict is about one table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_table_id: Option<String>,
+    /// The contested destination.
+    pub destination: String,
+    /// The target we wanted, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wanted: Option<String>,
+    /// What holds the destination, or every origin claiming it.
+    pub held_by: Vec<String>,
+    /// Why nothing was installed.
+    pub reason: String,
+}
+
+impl From<&Conflict> for ConflictReport {
+    fn from(c: &Conflict) -> Self {
+        ConflictReport {
+            region: c.key.table.region.to_string(),
+            route_table_id: Some(c.key.table.id.clone()),
+            destination: c.key.destination.to_string(),
+            wanted: Some(c.wanted.to_string()),
+            held_by: vec![c.held_by.to_string()],
+            reason: format!(
+                "destination held by a {} route we did not create; left untouched",
+                match c.held_by_origin {
+                    crate::model::RouteOrigin::Static => "static",
+                    crate::model::RouteOrigin::Propagated => "propagated",
+                    crate::model::RouteOrigin::Local => "local",
+                }
+            ),
+        }
+    }
+}
+
+/// Something deliberately not done, with the reason (a prefix inside a VPC's
+/// own CIDR, a table tagged `lbgp:ignore`, …).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SkipReport {
+    /// Region.
+    pub region: String,
+    /// The table or resource concerned.
+    pub resource: String,
+    /// The destination concerned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// A failure confined to one region or table: the rest of the run went on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ErrorReport {
+    /// Region.
+    pub region: String,
+    /// The table or resource concerned, if the failure is that narrow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// What failed and what to do.
+    pub error: String,
+}
+
+/// The response of every invocation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InvokeResponse {
+    /// Which function answered.
+    pub function: String,
+    /// What triggered the run (`scheduled`, `api_call:CreateRoute`, `manual`…).
+    pub trigger: String,
+    /// True when nothing was written on purpose.
+    pub dry_run: bool,
+    /// True when the plan was applied (false in a dry run, when refused,
+    /// ignored or locked).
+    pub applied: bool,
+    /// The changes made, or in a dry run the changes that would be made;
+    /// `[]` when converged.
+    pub changes: Vec<ChangeReport>,
+    /// Desired routes not installed because something else holds them.
+    pub conflicts: Vec<ConflictReport>,
+    /// What was deliberately left alone, and why.
+    #[serde(default)]
+    pub skipped: Vec<SkipReport>,
+    /// Failures confined to a region or table.
+    #[serde(default)]
+    pub errors: Vec<ErrorReport>,
+    /// Set when the plan was refused whole (blast radius, quota).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// Set when the payload is a well-formed event this function ignores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+    /// Set when another run holds the lease: the work was recorded as
+    /// pending and the holder runs it.
+    #[serde(default)]
+    pub locked: bool,
+    /// Failover groups (failover-watcher only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<serde_json::Value>,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+}
+
+impl InvokeResponse {
+    /// A response skeleton for `function` and `trigger`.
+    pub fn new(function: &str, trigger: impl Into<String>, dry_run: bool) -> Self {
+        InvokeResponse {
+            function: function.to_owned(),
+            trigger: trigger.into(),
+            dry_run,
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! `lbgp-tests`: the test kit. An AWS emulator per test (moto with lbgp's
+//! fidelity layer), mesh fixtures built with the plain SDK, and a local
+//! Lambda Runtime API that drives the real function binaries.
+#![forbid(unsafe_code)]
+
+pub mod emulator;
+pub mod fixtures;
+pub mod runtime_api;
+
+pub use emulator::{Calls, Emulator};
+pub use fixtures::{HOME, TestEnv};
