@@ -53,6 +53,7 @@ test-fidelity: $(EMULATOR_STAMP) ## Tests of the emulator fidelity layer (each f
 
 .PHONY: test-rust
 test-rust: $(EMULATOR_STAMP)
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
 
 .PHONY: lint
@@ -72,5 +73,6 @@ demo: $(EMULATOR_STAMP) ## Sample 3-region mesh in the emulator, driven through 
 	$(CARGO) run --quiet -p lbgp-tests --bin lbgp-demo
 
 .PHONY: deploy
-deploy: build ## sam deploy --guided (needs the AWS SAM CLI and credentials; never run in CI)
-	sam deploy --guided --template-file template.yaml
+deploy: $(BUILD_STAMP) ## sam build + sam deploy --guided (needs the AWS SAM CLI and credentials; never run in CI)
+	PATH="$(CURDIR)/$(VENV_BUILD)/bin:$$PATH" sam build --template-file template.yaml
+	sam deploy --guided

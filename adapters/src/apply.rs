@@ -151,9 +151,27 @@ async fn apply_change(aws: &Aws, fence: &Fence, owner: Owner<'_>, change: &Chang
                         )
                         .await
                 }
-                // Someone (perhaps our own earlier attempt whose response was
-                // lost) holds the destination: the intent stays pending and
-                // the next plan adopts it only if the target is ours.
+                // Someone holds the destination: perhaps our own attempt
+                // whose response was lost and that the SDK retried. Ours if
+                // the target is ours; otherwise the intent stays pending and
+                // the next plan drops it (and reports the conflict).
+                WriteOutcome::AlreadyExists
+                    if ec2
+                        .read_static_route(&change.key)
+                        .await?
+                        .is_some_and(|r| r.target == change.target) =>
+                {
+                    store
+                        .record(
+                            fence,
+                            function,
+                            mesh,
+                            &change.key,
+                            &change.target,
+                            LedgerStatus::Owned,
+                        )
+                        .await
+                }
                 WriteOutcome::AlreadyExists | WriteOutcome::NotFound => Err(Error::Unexpected {
                     operation: "CreateRoute",
                     region: change.key.table.region.to_string(),

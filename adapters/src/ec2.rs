@@ -597,8 +597,13 @@ impl Ec2 {
                 .filters(filter("type", &["static", "propagated"]))
                 .max_results(1000)
                 .send()
-                .await
-                .map_err(|e| self.err("SearchTransitGatewayRoutes", e))?;
+                .await;
+            let response = match response {
+                Ok(r) => r,
+                // A deleted table holds no routes: the caller forgets ours.
+                Err(e) if code_of(&e) == Some("InvalidRouteTableID.NotFound") => return Ok(vec![]),
+                Err(e) => return Err(self.err("SearchTransitGatewayRoutes", e)),
+            };
             for r in response.routes() {
                 let Some(dest) = r.destination_cidr_block() else {
                     continue;
@@ -780,6 +785,52 @@ impl Ec2 {
             .collect())
     }
 
+    /// Reads the static route at `key`, if any (after a create reported
+    /// `RouteAlreadyExists`, to tell our own lost write from someone else's).
+    pub async fn read_static_route(&self, key: &RouteKey) -> Result<Option<Route>, Error> {
+        let routes: Vec<Route> = match key.table.kind {
+            TableKind::Vpc => self
+                .vpc_route_tables(RouteTableQuery::Ids(&[key.table.id.as_str()]))
+                .await?
+                .into_iter()
+                .flat_map(|t| t.routes.into_iter().map(|r| r.route))
+                .collect(),
+            TableKind::TransitGateway => {
+                let response = self
+                    .client
+                    .search_transit_gateway_routes()
+                    .transit_gateway_route_table_id(&key.table.id)
+                    .filters(filter(
+                        "route-search.exact-match",
+                        &[&key.destination.to_string()],
+                    ))
+                    .filters(filter("type", &["static"]))
+                    .send()
+                    .await
+                    .map_err(|e| self.err("SearchTransitGatewayRoutes", e))?;
+                response
+                    .routes()
+                    .iter()
+                    .filter_map(|r| {
+                        let id = r
+                            .transit_gateway_attachments()
+                            .first()?
+                            .transit_gateway_attachment_id()?;
+                        Some(Route {
+                            key: key.clone(),
+                            target: RouteTarget::TransitGatewayAttachment(id.to_owned()),
+                            state: RouteState::Active,
+                            origin: RouteOrigin::Static,
+                        })
+                    })
+                    .collect()
+            }
+        };
+        Ok(routes
+            .into_iter()
+            .find(|r| r.key == *key && r.origin == RouteOrigin::Static))
+    }
+
     /// Creates a route. `AlreadyExists` when the destination is taken.
     pub async fn create_route(&self, key: &RouteKey, target: &RouteTarget) -> Result<WriteOutcome, Error> {
         self.writes.acquire().await;
@@ -873,7 +924,16 @@ impl Ec2 {
         };
         match result {
             Ok(()) => Ok(WriteOutcome::Applied),
-            Err((Some(code), _)) if code == "InvalidRoute.NotFound" => Ok(WriteOutcome::NotFound),
+            // EC2 answers ReplaceRoute of a missing VPC route with
+            // InvalidParameterValue ("There is no route defined for …"); the
+            // caller then creates it, and a genuinely invalid parameter fails
+            // that create with the same error, so nothing is hidden.
+            Err((Some(code), _))
+                if code == "InvalidRoute.NotFound"
+                    || (code == "InvalidParameterValue" && key.table.kind == TableKind::Vpc) =>
+            {
+                Ok(WriteOutcome::NotFound)
+            }
             Err((_, e)) => Err(e),
         }
     }

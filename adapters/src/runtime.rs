@@ -96,6 +96,12 @@ pub trait Reconciler: Send + Sync {
     fn function(&self) -> &'static str;
     /// The events it acts on.
     fn subscriptions(&self) -> Subscriptions;
+    /// The regions to reconcile for a trigger that names `regions`. By
+    /// default just those; a function whose routes in one region depend on
+    /// every other region widens it.
+    fn scope(&self, regions: Vec<Region>) -> Vec<Region> {
+        regions
+    }
     /// Shared settings.
     fn common(&self) -> &CommonConfig;
     /// Reads `regions` (and whatever else the desired state depends on) and
@@ -173,7 +179,7 @@ pub async fn handle<R: Reconciler>(
                 response.ignored = Some(format!("region {region} is not in LBGP_REGIONS"));
                 return Ok(response);
             }
-            vec![region.clone()]
+            reconciler.scope(vec![region.clone()])
         }
         _ => common.regions.clone(),
     };
@@ -408,4 +414,56 @@ pub fn uuid_like() -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{:x}-{:x}-{n}", std::process::id(), nanos)
+}
+
+/// A route-owning function: its reconciler and clients, built once per
+/// process. A bad configuration does not stop the process: every
+/// invocation answers with the error, so it shows in the caller's response
+/// and logs instead of a crash loop.
+pub struct App<R> {
+    state: Result<(R, Aws), String>,
+}
+
+impl<R: Reconciler> App<R> {
+    /// Parses the configuration with `build` and creates clients from the
+    /// environment.
+    pub async fn from_env(build: impl FnOnce() -> Result<R, ConfigError>) -> App<R> {
+        let reconciler = match build() {
+            Ok(r) => r,
+            Err(e) => {
+                let e = InvokeError::Config(e);
+                tracing::error!(error = %e, "invalid configuration");
+                return App::misconfigured(e);
+            }
+        };
+        match Aws::from_env(reconciler.common()).await {
+            Ok(aws) => App::new(reconciler, aws),
+            Err(e) => App::misconfigured(InvokeError::Aws(e)),
+        }
+    }
+
+    /// An app over a given reconciler and clients.
+    pub fn new(reconciler: R, aws: Aws) -> App<R> {
+        App {
+            state: Ok((reconciler, aws)),
+        }
+    }
+
+    /// An app that answers every invocation with `error`.
+    pub fn misconfigured(error: InvokeError) -> App<R> {
+        App {
+            state: Err(error.to_string()),
+        }
+    }
+
+    /// Handles one invocation.
+    pub async fn handle(&self, payload: Value) -> Result<InvokeResponse, Diagnostic> {
+        match &self.state {
+            Ok((reconciler, aws)) => handle(reconciler, aws, &payload).await.map_err(Into::into),
+            Err(message) => Err(Diagnostic {
+                error_type: "lbgp.InvalidConfiguration.NonRetryable".to_owned(),
+                error_message: message.clone(),
+            }),
+        }
+    }
 }

@@ -92,6 +92,10 @@ g. Smaller gaps met on the way:
    ``Association`` did not follow Associate/Disassociate.
    ``patch_replace_transit_gateway_route`` - ReplaceTransitGatewayRoute was
    not implemented by moto (HTTP 500).
+   ``patch_tgw_route_table_filters`` - DescribeTransitGatewayRouteTables
+   filters ``default-association-route-table`` /
+   ``default-propagation-route-table`` matched nothing, tag filters were
+   ignored.
 
 Already right in moto 5.2.5 (tested, not patched): describe_route_tables
 filters ``vpc-id``, ``association.main``, ``route-table-id``;
@@ -1222,6 +1226,39 @@ def patch_tag_filters() -> None:
     )
 
 
+def patch_tgw_route_table_filters() -> None:
+    """Gap g: DescribeTransitGatewayRouteTables filters
+    ``default-association-route-table`` / ``default-propagation-route-table``
+    (moto compared its booleans with the strings "true"/"false" and so
+    matched nothing) and tag filters (ignored)."""
+    original = TransitGatewayRouteTableBackend.get_all_transit_gateway_route_tables
+    flags = {
+        "default-association-route-table": "default_association_route_table",
+        "default-propagation-route-table": "default_propagation_route_table",
+    }
+
+    def get_all_transit_gateway_route_tables(
+        self: Any, transit_gateway_route_table_ids: Any = None, filters: Any = None
+    ) -> list[Any]:
+        plain, tag_filters = _split_tag_filters(filters)
+        wanted = {name: plain.pop(name) for name in list(plain) if name in flags}
+        found = original(self, transit_gateway_route_table_ids, plain or None)
+        result = []
+        for table in found:
+            if all(
+                str(bool(getattr(table, flags[name]))).lower() in [str(v).lower() for v in values or []]
+                for name, values in wanted.items()
+            ) and _passes_tag_filters(table, tag_filters):
+                result.append(table)
+        return result
+
+    _patch(
+        TransitGatewayRouteTableBackend,
+        "get_all_transit_gateway_route_tables",
+        get_all_transit_gateway_route_tables,
+    )
+
+
 def patch_tgw_defaults() -> None:
     """Gap g: TGW default route table only when default association or
     propagation is enabled; VPC attachment tags from TagSpecifications;
@@ -1328,6 +1365,7 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("f", patch_vpc_route_state),
     ("g", patch_pagination),
     ("g", patch_tag_filters),
+    ("g", patch_tgw_route_table_filters),
     ("g", patch_tgw_defaults),
     ("g", patch_replace_transit_gateway_route),
 ]

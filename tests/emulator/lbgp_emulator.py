@@ -133,19 +133,9 @@ EC2_MUTATING_PREFIXES = (
 DYNAMODB_MUTATING = frozenset(
     {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 )
-SNS_MUTATING_PREFIXES = (
-    "Publish",
-    "Create",
-    "Delete",
-    "Subscribe",
-    "Unsubscribe",
-    "Set",
-    "Tag",
-    "Untag",
-    "Add",
-    "Remove",
-    "Confirm",
-)
+# SNS: only publishing counts as a write (topics and subscriptions are set up
+# once, as in tests/src/emulator.rs's is_mutating).
+SNS_MUTATING = frozenset({"Publish", "PublishBatch"})
 GENERIC_MUTATING_PREFIXES = EC2_MUTATING_PREFIXES + (
     "Put",
     "Update",
@@ -165,7 +155,7 @@ def is_mutating(service: str, action: str) -> bool:
     if service == "dynamodb":
         return action in DYNAMODB_MUTATING
     if service == "sns":
-        return action.startswith(SNS_MUTATING_PREFIXES)
+        return action in SNS_MUTATING
     return action.startswith(GENERIC_MUTATING_PREFIXES)
 
 

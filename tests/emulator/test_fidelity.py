@@ -904,3 +904,27 @@ def test_g_replace_transit_gateway_route(server: Emulator) -> None:
             lambda: ec2.replace_transit_gateway_route(TransitGatewayRouteTableId=table, DestinationCidrBlock="10.142.0.0/16", Blackhole=True)
         )
         assert (code, status) == ("InvalidRoute.NotFound", 400)
+
+
+def test_g_tgw_route_table_default_and_tag_filters(server: Emulator) -> None:
+    ec2 = server.ec2()
+    tgw = make_tgw(ec2)
+    tgw_id, default = tgw["TransitGatewayId"], tgw["Options"]["AssociationDefaultRouteTableId"]
+    other = ec2.create_transit_gateway_route_table(
+        TransitGatewayId=tgw_id,
+        TagSpecifications=[{"ResourceType": "transit-gateway-route-table", "Tags": [{"Key": "lbgp:role", "Value": "mesh"}]}],
+    )["TransitGatewayRouteTable"]["TransitGatewayRouteTableId"]
+
+    def ids(name: str, value: str) -> list[str]:
+        found = ec2.describe_transit_gateway_route_tables(
+            Filters=[{"Name": "transit-gateway-id", "Values": [tgw_id]}, {"Name": name, "Values": [value]}]
+        )["TransitGatewayRouteTables"]
+        return [t["TransitGatewayRouteTableId"] for t in found]
+
+    aws_or_gap(
+        server,
+        ids("default-association-route-table", "true") == [default]
+        and ids("default-propagation-route-table", "false") == [other]
+        and ids("tag:lbgp:role", "mesh") == [other],
+        "DescribeTransitGatewayRouteTables default-*-route-table and tag filters",
+    )

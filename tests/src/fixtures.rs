@@ -295,3 +295,88 @@ pub async fn untag(ec2: &Ec2Client, resource: &str, key: &str) -> anyhow::Result
         .await?;
     Ok(())
 }
+
+/// Requests a peering attachment from `(region, tgw)` to `(peer_region,
+/// peer_tgw)`; accepts it in the peer region when `accept`. Returns its id.
+pub async fn peer(
+    env: &TestEnv,
+    (region, tgw): (&str, &str),
+    (peer_region, peer_tgw): (&str, &str),
+    accept: bool,
+) -> anyhow::Result<String> {
+    let id = env
+        .ec2(region)
+        .create_transit_gateway_peering_attachment()
+        .transit_gateway_id(tgw)
+        .peer_transit_gateway_id(peer_tgw)
+        .peer_region(peer_region)
+        .peer_account_id("123456789012")
+        .send()
+        .await?
+        .transit_gateway_peering_attachment()
+        .and_then(|p| p.transit_gateway_attachment_id())
+        .context("peering attachment id")?
+        .to_owned();
+    if accept {
+        accept_peering(env, peer_region, &id).await?;
+    }
+    Ok(id)
+}
+
+/// Accepts a peering attachment in the accepter's region.
+pub async fn accept_peering(env: &TestEnv, peer_region: &str, id: &str) -> anyhow::Result<()> {
+    env.ec2(peer_region)
+        .accept_transit_gateway_peering_attachment()
+        .transit_gateway_attachment_id(id)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// The route tables of a transit gateway.
+pub async fn tgw_route_tables(ec2: &Ec2Client, tgw: &str) -> anyhow::Result<Vec<String>> {
+    let out = ec2
+        .describe_transit_gateway_route_tables()
+        .filters(Filter::builder().name("transit-gateway-id").values(tgw).build())
+        .send()
+        .await?;
+    Ok(out
+        .transit_gateway_route_tables()
+        .iter()
+        .filter_map(|t| t.transit_gateway_route_table_id().map(str::to_owned))
+        .collect())
+}
+
+/// Static routes of a TGW route table: destination → attachment id.
+pub async fn tgw_static_routes(ec2: &Ec2Client, rtb: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for family in ["0.0.0.0/0", "::/0"] {
+        let resp = ec2
+            .search_transit_gateway_routes()
+            .transit_gateway_route_table_id(rtb)
+            .filters(Filter::builder().name("type").values("static").build())
+            .filters(
+                Filter::builder()
+                    .name("route-search.subnet-of-match")
+                    .values(family)
+                    .build(),
+            )
+            .max_results(1000)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.additional_routes_available() != Some(true),
+            "fixture read truncated"
+        );
+        for r in resp.routes() {
+            let target = r
+                .transit_gateway_attachments()
+                .first()
+                .and_then(|a| a.transit_gateway_attachment_id())
+                .unwrap_or("blackhole")
+                .to_owned();
+            out.insert(r.destination_cidr_block().unwrap_or_default().to_owned(), target);
+        }
+    }
+    Ok(out)
+}

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use lbgp_tests::fixtures::{self, TestEnv, attach, create_route_table, create_tgw, create_vpc, vpc_routes};
 use lbgp_tests::runtime_api::{LocalLambda, Outcome, dev_binary};
 use serde_json::{Value, json};
-use vpc_route_injector::App;
+use vpc_route_injector::{App, Injector};
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 const RFC1918: [&str; 3] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
@@ -54,7 +54,7 @@ async fn build_mesh(env: &TestEnv) -> Vec<RegionMesh> {
 fn app(env: &TestEnv, extra: &[(&str, &str)]) -> App {
     let config = env.config(extra).injector().unwrap();
     let aws = env.aws(&config.common).unwrap();
-    App::new(config, aws)
+    App::new(Injector { config }, aws)
 }
 
 async fn invoke(app: &App, payload: Value) -> Value {

@@ -1,2 +1,13 @@
-//! tgw-route-propagator (in progress).
-fn main() {}
+//! tgw-route-propagator: the Lambda entry point. Builds configuration and clients
+//! once, then serves invocations.
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lbgp_aws::runtime::init_tracing();
+    let app = tgw_route_propagator::app_from_env().await;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        app.handle(event.payload)
+    }))
+    .await
+}

@@ -13,15 +13,14 @@ use futures::future::join_all;
 use lbgp_aws::Error;
 use lbgp_aws::context::Aws;
 use lbgp_aws::ec2::{RouteTableQuery, TAG_IGNORE, TransitGateway, Vpc, VpcRouteTable};
-use lbgp_aws::runtime::{InvokeError, Observation, Reconciler, handle};
+use lbgp_aws::runtime::{Observation, Reconciler};
 use lbgp_core::config::{CommonConfig, Env, InjectMode, InjectorConfig};
 use lbgp_core::prefix::{aggregate, summarize_to_fit};
-use lbgp_core::report::{ErrorReport, InvokeResponse, SkipReport};
+use lbgp_core::report::{ErrorReport, SkipReport};
 use lbgp_core::trigger::Subscriptions;
 use lbgp_core::{
     Cidr, DesiredRoute, OwnershipLedger, Region, RouteKey, RouteTableRef, RouteTarget, TableKind,
 };
-use serde_json::Value;
 
 /// The binary and function name.
 pub const FUNCTION: &str = "vpc-route-injector";
@@ -274,55 +273,10 @@ impl Reconciler for Injector {
     }
 }
 
-/// The function: configuration and clients, built once per process.
-pub struct App {
-    state: Result<(Injector, Aws), String>,
-}
+/// The function: the injector and its clients, built once per process.
+pub type App = lbgp_aws::runtime::App<Injector>;
 
-impl App {
-    /// Reads `LBGP_*` and builds clients. A bad configuration does not stop
-    /// the process: every invocation answers with the error, so it shows
-    /// in the caller's response and logs instead of a crash loop.
-    pub async fn from_env() -> App {
-        let config = match Env::process().injector() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "invalid configuration");
-                return App {
-                    state: Err(InvokeError::Config(e).to_string()),
-                };
-            }
-        };
-        match Aws::from_env(&config.common).await {
-            Ok(aws) => App::new(config, aws),
-            Err(e) => App {
-                state: Err(e.to_string()),
-            },
-        }
-    }
-
-    /// An app over given configuration and clients (tests).
-    pub fn new(config: InjectorConfig, aws: Aws) -> App {
-        App {
-            state: Ok((Injector { config }, aws)),
-        }
-    }
-
-    /// An app whose configuration failed to parse (tests).
-    pub fn misconfigured(error: InvokeError) -> App {
-        App {
-            state: Err(error.to_string()),
-        }
-    }
-
-    /// Handles one invocation.
-    pub async fn handle(&self, payload: Value) -> Result<InvokeResponse, lambda_runtime::Diagnostic> {
-        match &self.state {
-            Ok((injector, aws)) => handle(injector, aws, &payload).await.map_err(Into::into),
-            Err(message) => Err(lambda_runtime::Diagnostic {
-                error_type: "lbgp.InvalidConfiguration.NonRetryable".to_owned(),
-                error_message: message.clone(),
-            }),
-        }
-    }
+/// Builds the function from the process environment.
+pub async fn app_from_env() -> App {
+    App::from_env(|| Env::process().injector().map(|config| Injector { config })).await
 }

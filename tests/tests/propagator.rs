@@ -1,0 +1,428 @@
+//! tgw-route-propagator (L-BGP) against the emulator: three regions in a
+//! full mesh plus a fourth peered to only one of them.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use lbgp_tests::fixtures::{
+    TestEnv, accept_peering, attach, create_tgw, create_vpc, peer, tag, tgw_route_tables, tgw_static_routes,
+    untag,
+};
+use lbgp_tests::runtime_api::{LocalLambda, Outcome, dev_binary};
+use serde_json::{Value, json};
+use tgw_route_propagator::{App, Propagator};
+
+const A: &str = "us-east-1";
+const B: &str = "eu-west-1";
+const C: &str = "ap-southeast-2";
+const D: &str = "us-west-2";
+
+#[derive(Debug, Clone)]
+struct Site {
+    region: &'static str,
+    tgw: String,
+    /// The TGW's default association route table.
+    rtb: String,
+    /// (vpc, subnet, cidr)
+    vpcs: Vec<(String, String, String)>,
+}
+
+#[derive(Debug)]
+struct Mesh {
+    sites: BTreeMap<&'static str, Site>,
+    /// (region a, region b) → peering attachment id
+    peerings: BTreeMap<(&'static str, &'static str), String>,
+}
+
+impl Mesh {
+    fn site(&self, r: &str) -> &Site {
+        &self.sites[r]
+    }
+    fn peering(&self, a: &str, b: &str) -> &str {
+        self.peerings
+            .iter()
+            .find(|((x, y), _)| (*x == a && *y == b) || (*x == b && *y == a))
+            .map(|(_, id)| id.as_str())
+            .unwrap()
+    }
+}
+
+async fn site(env: &TestEnv, region: &'static str, n: usize) -> Site {
+    let ec2 = env.ec2(region);
+    let tgw = create_tgw(&ec2, Some("prod")).await.unwrap();
+    let tables = tgw_route_tables(&ec2, &tgw).await.unwrap();
+    assert_eq!(tables.len(), 1, "expected the default route table: {tables:?}");
+    let mut vpcs = Vec::new();
+    for j in 0..2 {
+        let cidr = format!("10.{}.0.0/16", n * 10 + j);
+        let (vpc, subnet, _) = create_vpc(&ec2, &cidr).await.unwrap();
+        attach(&ec2, &tgw, &vpc, &subnet).await.unwrap();
+        vpcs.push((vpc, subnet, cidr));
+    }
+    Site {
+        region,
+        tgw,
+        rtb: tables[0].clone(),
+        vpcs,
+    }
+}
+
+/// A, B, C fully meshed; D peered with A only (accepted when `accept_d`).
+async fn build(env: &TestEnv, accept_d: bool) -> Mesh {
+    let mut sites = BTreeMap::new();
+    for (n, r) in [A, B, C, D].into_iter().enumerate() {
+        sites.insert(r, site(env, r, n + 1).await);
+    }
+    let mut peerings = BTreeMap::new();
+    for (x, y) in [(A, B), (A, C), (B, C), (A, D)] {
+        let accept = accept_d || y != D;
+        let id = peer(env, (x, &sites[x].tgw), (y, &sites[y].tgw), accept)
+            .await
+            .unwrap();
+        peerings.insert((x, y), id);
+    }
+    Mesh { sites, peerings }
+}
+
+fn app(env: &TestEnv, extra: &[(&str, &str)]) -> App {
+    let mut vars = vec![("LBGP_REGIONS", "us-east-1,eu-west-1,ap-southeast-2,us-west-2")];
+    vars.extend_from_slice(extra);
+    let config = env.config(&vars).propagator().unwrap();
+    App::new(
+        Propagator {
+            config: config.clone(),
+        },
+        env.aws(&config.common).unwrap(),
+    )
+}
+
+async fn invoke(app: &App, payload: Value) -> Value {
+    serde_json::to_value(app.handle(payload).await.expect("handler error")).unwrap()
+}
+
+fn scheduled() -> Value {
+    json!({"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
+           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
+           "resources": [], "detail": {}})
+}
+
+fn cloudtrail(event_name: &str, region: &str) -> Value {
+    json!({"version": "0", "id": "2", "detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2",
+           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": region, "resources": [],
+           "detail": {"eventName": event_name, "awsRegion": region, "eventSource": "ec2.amazonaws.com",
+                      "requestParameters": {}}})
+}
+
+fn changes(v: &Value) -> Vec<Value> {
+    v["changes"].as_array().cloned().unwrap_or_default()
+}
+
+/// What each region's table must hold: every direct peer's VPC CIDRs via
+/// the peering attachment, and nothing learned second-hand.
+fn expected(mesh: &Mesh, with_d: bool) -> BTreeMap<&'static str, BTreeMap<String, String>> {
+    let mut links = vec![(A, B), (A, C), (B, C)];
+    if with_d {
+        links.push((A, D));
+    }
+    let mut out: BTreeMap<&'static str, BTreeMap<String, String>> = BTreeMap::new();
+    for r in [A, B, C, D] {
+        out.insert(r, BTreeMap::new());
+    }
+    for (x, y) in links {
+        let p = mesh.peering(x, y).to_owned();
+        for (from, to) in [(x, y), (y, x)] {
+            for (_, _, cidr) in &mesh.site(to).vpcs {
+                out.get_mut(from).unwrap().insert(cidr.clone(), p.clone());
+            }
+        }
+    }
+    out
+}
+
+async fn assert_tables(env: &TestEnv, mesh: &Mesh, want: &BTreeMap<&'static str, BTreeMap<String, String>>) {
+    for (r, routes) in want {
+        let s = mesh.site(r);
+        let got = tgw_static_routes(&env.ec2(r), &s.rtb).await.unwrap();
+        assert_eq!(&got, routes, "{} {}", s.region, s.rtb);
+    }
+}
+
+#[tokio::test]
+async fn converges_without_reexport_and_then_stays_quiet() {
+    let env = TestEnv::new(&[A, B, C, D]).await.unwrap();
+    let mesh = build(&env, true).await;
+    let app = app(&env, &[]);
+    env.emulator.reset_calls().await.unwrap();
+    let dry = invoke(&app, json!({"dry_run": true})).await;
+    // A: 3 peers × 2, B and C: 2 × 2, D: 1 × 2.
+    assert_eq!(changes(&dry).len(), 16, "{dry:#}");
+    assert!(env.emulator.calls().await.unwrap().mutating().is_empty());
+    for c in changes(&dry) {
+        assert!(c["route_table_id"].as_str().unwrap().starts_with("tgw-rtb-"));
+        assert!(c["target"].as_str().unwrap().starts_with("tgw-attach-"));
+    }
+    let applied = invoke(&app, scheduled()).await;
+    assert_eq!(changes(&applied), changes(&dry));
+    assert_tables(&env, &mesh, &expected(&mesh, true)).await;
+
+    env.emulator.reset_calls().await.unwrap();
+    let again = invoke(&app, scheduled()).await;
+    assert_eq!(changes(&again), Vec::<Value>::new(), "{again:#}");
+    let calls = env.emulator.calls().await.unwrap();
+    assert!(calls.ec2_mutating().is_empty(), "{:?}", calls.ec2_mutating());
+    let ledger_writes: u64 = ["PutItem", "DeleteItem", "TransactWriteItems"]
+        .iter()
+        .map(|a| calls.count("dynamodb", a))
+        .sum();
+    assert_eq!(ledger_writes, 0);
+}
+
+#[tokio::test]
+async fn new_and_deleted_vpc_attachments_are_added_and_withdrawn_everywhere() {
+    let env = TestEnv::new(&[A, B, C, D]).await.unwrap();
+    let mesh = build(&env, true).await;
+    let app = app(&env, &[]);
+    invoke(&app, scheduled()).await;
+
+    let ec2 = env.ec2(B);
+    let (vpc, subnet, _) = create_vpc(&ec2, "10.99.0.0/16").await.unwrap();
+    let attachment = attach(&ec2, &mesh.site(B).tgw, &vpc, &subnet).await.unwrap();
+    env.emulator.reset_calls().await.unwrap();
+    let response = invoke(&app, cloudtrail("CreateTransitGatewayVpcAttachment", B)).await;
+    let c = changes(&response);
+    assert_eq!(c.len(), 2, "{response:#}");
+    for change in &c {
+        assert_eq!(change["op"], "create");
+        assert_eq!(change["destination"], "10.99.0.0/16");
+    }
+    let mut regions: Vec<&str> = c.iter().map(|c| c["region"].as_str().unwrap()).collect();
+    regions.sort();
+    assert_eq!(regions, vec![C, A], "only B's direct peers learn it");
+    let calls = env.emulator.calls().await.unwrap();
+    assert_eq!(
+        calls.ec2_mutating(),
+        BTreeMap::from([("CreateTransitGatewayRoute".to_owned(), 2)])
+    );
+
+    ec2.delete_transit_gateway_vpc_attachment()
+        .transit_gateway_attachment_id(&attachment)
+        .send()
+        .await
+        .unwrap();
+    let response = invoke(&app, cloudtrail("DeleteTransitGatewayVpcAttachment", B)).await;
+    let c = changes(&response);
+    assert_eq!(c.len(), 2, "{response:#}");
+    assert!(
+        c.iter()
+            .all(|c| c["op"] == "delete" && c["destination"] == "10.99.0.0/16")
+    );
+    assert_tables(&env, &mesh, &expected(&mesh, true)).await;
+}
+
+#[tokio::test]
+async fn pending_peering_is_ignored_until_accepted() {
+    let env = TestEnv::new(&[A, B, C, D]).await.unwrap();
+    let mesh = build(&env, false).await;
+    let app = app(&env, &[]);
+    let first = invoke(&app, scheduled()).await;
+    assert_eq!(changes(&first).len(), 12, "{first:#}");
+    assert_tables(&env, &mesh, &expected(&mesh, false)).await;
+
+    accept_peering(&env, D, mesh.peering(A, D)).await.unwrap();
+    let response = invoke(&app, cloudtrail("AcceptTransitGatewayPeeringAttachment", D)).await;
+    assert_eq!(changes(&response).len(), 4, "{response:#}");
+    assert_tables(&env, &mesh, &expected(&mesh, true)).await;
+}
+
+#[tokio::test]
+async fn identical_cidr_in_two_regions_is_a_conflict_installed_nowhere() {
+    let env = TestEnv::new(&[A, B, C, D]).await.unwrap();
+    let mesh = build(&env, true).await;
+    // 10.77.0.0/16 in both B and C.
+    for r in [B, C] {
+        let ec2 = env.ec2(r);
+        let (vpc, subnet, _) = create_vpc(&ec2, "10.77.0.0/16").await.unwrap();
+        attach(&ec2, &mesh.site(r).tgw, &vpc, &subnet).await.unwrap();
+    }
+    let app = app(&env, &[]);
+    let mut last = None;
+    for _ in 0..3 {
+        let response = invoke(&app, scheduled()).await;
+        let conflicts: Vec<Value> = response["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["destination"] == "10.77.0.0/16")
+            .cloned()
+            .collect();
+        assert_eq!(conflicts.len(), 1, "{response:#}");
+        assert_eq!(conflicts[0]["held_by"].as_array().unwrap().len(), 2);
+        assert!(
+            changes(&response)
+                .iter()
+                .all(|c| c["destination"] != "10.77.0.0/16")
+        );
+        if let Some(previous) = &last {
+            assert_eq!(changes(&response), Vec::<Value>::new(), "flapping: {response:#}");
+            assert_eq!(&response["conflicts"], previous);
+        }
+        last = Some(response["conflicts"].clone());
+    }
+    assert_tables(&env, &mesh, &expected(&mesh, true)).await;
+}
+
+#[tokio::test]
+async fn a_table_of_more_than_1200_routes_is_read_completely() {
+    let env = TestEnv::new(&[A, B, C, D]).await.unwrap();
+    let mesh = build(&env, true).await;
+    let app = app(&env, &[]);
+    invoke(&app, scheduled()).await;
+    // 1,250 blackhole routes in B's table: not exported, but they push our
+    // routes past the 1,000-route answer of SearchTransitGatewayRoutes.
+    let ec2 = env.ec2(B);
+    let rtb = mesh.site(B).rtb.clone();
+    futures::stream::iter(0..1250u32)
+        .map(|i| {
+            let ec2 = ec2.clone();
+            let rtb = rtb.clone();
+            async move {
+                ec2.create_transit_gateway_route()
+                    .transit_gateway_route_table_id(rtb)
+                    .destination_cidr_block(format!("10.{}.{}.0/24", 200 + i / 250, i % 250))
+                    .blackhole(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let aws = env
+        .aws(&env.config(&[("LBGP_REGIONS", B)]).common().unwrap())
+        .unwrap();
+    let routes = aws.ec2[&lbgp_core::Region::new(B).unwrap()]
+        .tgw_routes(&rtb)
+        .await
+        .unwrap();
+    let statics = routes
+        .iter()
+        .filter(|r| r.route.origin == lbgp_core::RouteOrigin::Static)
+        .count();
+    assert_eq!(statics, 1254, "incomplete read");
+
+    env.emulator.reset_calls().await.unwrap();
+    let response = invoke(&app, scheduled()).await;
+    assert_eq!(changes(&response), Vec::<Value>::new(), "{response:#}");
+    assert!(env.emulator.calls().await.unwrap().ec2_mutating().is_empty());
+}
+
+#[tokio::test]
+async fn untagged_tgw_is_untouched_and_leaving_the_mesh_withdraws() {
+    let env = TestEnv::new(&[A, B, C, D]).await.unwrap();
+    let mesh = build(&env, true).await;
+    // An outsider TGW in B, peered with A: never written, never learned from.
+    let ec2b = env.ec2(B);
+    let outsider = create_tgw(&ec2b, None).await.unwrap();
+    let outsider_rtb = tgw_route_tables(&ec2b, &outsider).await.unwrap()[0].clone();
+    let (vpc, subnet, _) = create_vpc(&ec2b, "10.150.0.0/16").await.unwrap();
+    attach(&ec2b, &outsider, &vpc, &subnet).await.unwrap();
+    peer(&env, (A, &mesh.site(A).tgw), (B, &outsider), true)
+        .await
+        .unwrap();
+    let app = app(&env, &[]);
+    invoke(&app, scheduled()).await;
+    assert_tables(&env, &mesh, &expected(&mesh, true)).await;
+    assert!(tgw_static_routes(&ec2b, &outsider_rtb).await.unwrap().is_empty());
+
+    // D leaves the mesh: its table is emptied of our routes, A forgets D.
+    untag(&env.ec2(D), &mesh.site(D).tgw, "lbgp:mesh").await.unwrap();
+    let response = invoke(&app, cloudtrail("DeleteTags", D)).await;
+    assert_eq!(changes(&response).len(), 4, "{response:#}");
+    assert_tables(&env, &mesh, &{
+        let mut e = expected(&mesh, false);
+        e.insert(D, BTreeMap::new());
+        e
+    })
+    .await;
+    tag(&env.ec2(D), &mesh.site(D).tgw, "lbgp:mesh", "prod")
+        .await
+        .unwrap();
+    let back = invoke(&app, cloudtrail("CreateTags", D)).await;
+    assert_eq!(changes(&back).len(), 4);
+}
+
+#[tokio::test]
+async fn summarize_and_quota() {
+    let env = TestEnv::new(&[A, B, C, D]).await.unwrap();
+    let mesh = build(&env, true).await;
+    // Site n has 10.(n*10).0.0/16 and 10.(n*10+1).0.0/16: not siblings for
+    // n*10 odd... A has 10.10/16 + 10.11/16 → 10.10.0.0/15.
+    let app = app(&env, &[("LBGP_SUMMARIZE", "true")]);
+    let response = invoke(&app, json!({"dry_run": true})).await;
+    let to_b_from_a: Vec<String> = changes(&response)
+        .iter()
+        .filter(|c| c["region"] == B && c["target"] == json!(mesh.peering(A, B)))
+        .map(|c| c["destination"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(to_b_from_a, vec!["10.10.0.0/15"]);
+
+    let tight = app_with(&env, &[("LBGP_TGW_ROUTE_QUOTA", "7")]);
+    let response = invoke(&tight, scheduled()).await;
+    let errors = response["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e["resource"] == json!(mesh.site(A).rtb)
+            && e["error"].as_str().unwrap().contains("LBGP_TGW_ROUTE_QUOTA=7")),
+        "{response:#}"
+    );
+    assert!(
+        tgw_static_routes(&env.ec2(A), &mesh.site(A).rtb)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !tgw_static_routes(&env.ec2(B), &mesh.site(B).rtb)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn app_with(env: &TestEnv, extra: &[(&str, &str)]) -> App {
+    app(env, extra)
+}
+
+#[tokio::test]
+async fn malformed_events_change_nothing_and_the_binary_serves() {
+    let env = TestEnv::new(&[A, B, C, D]).await.unwrap();
+    build(&env, true).await;
+    let app = app(&env, &[]);
+    env.emulator.reset_calls().await.unwrap();
+    for bad in [
+        json!({"detail-type": "AWS API Call via CloudTrail", "detail": 3}),
+        json!({"force": "yes"}),
+        json!(1),
+    ] {
+        assert!(app.handle(bad).await.is_err());
+    }
+    assert!(env.emulator.calls().await.unwrap().mutating().is_empty());
+
+    let mut vars = env.env(&[("LBGP_REGIONS", "us-east-1,eu-west-1,ap-southeast-2,us-west-2")]);
+    vars.insert("AWS_ENDPOINT_URL".into(), env.emulator.endpoint());
+    vars.insert("AWS_REGION".into(), "us-east-1".into());
+    vars.insert("AWS_ACCESS_KEY_ID".into(), "testing".into());
+    vars.insert("AWS_SECRET_ACCESS_KEY".into(), "testing".into());
+    let mut lambda = LocalLambda::start(&dev_binary("tgw-route-propagator"), &vars)
+        .await
+        .unwrap();
+    let Outcome::Response(r) = lambda.invoke(scheduled()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(changes(&r).len(), 16);
+    let Outcome::Response(r) = lambda.invoke(scheduled()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(changes(&r).len(), 0);
+}
