@@ -219,7 +219,15 @@ pub async fn handle<R: Reconciler>(
     let mut scope = regions;
     let mut applied = Vec::new();
     for pass in 1..=MAX_PASSES {
-        let ledger = aws.store.load_ledger(function, &common.mesh, &scope).await?;
+        let ledger = match aws.store.load_ledger(function, &common.mesh, &scope).await {
+            Ok(ledger) => ledger,
+            Err(e) => {
+                // Nothing was planned: free the lease for the next run now
+                // rather than when it expires.
+                release_fully(aws, &fence, function).await;
+                return Err(e.into());
+            }
+        };
         let (obs, plan, refused) = observe_and_plan(reconciler, aws, &scope, &ledger).await;
         response.changes.clear();
         response.conflicts.clear();

@@ -333,15 +333,42 @@ impl Store {
                     .await;
                 match cleared {
                     Ok(_) => Ok(Released::WorkPending),
-                    Err(e) if is_condition_failure(&e) => Err(Error::Fenced {
-                        scope: fence.lease_pk.clone(),
-                        token: fence.token,
-                    }),
+                    // Not ours any more. When nobody holds it, our own
+                    // release went through and only its answer was lost:
+                    // the SDK retried it and the retry found the lease
+                    // free. That is a release, not a lost lease (and a
+                    // free lease has no pending work: only a live holder
+                    // can be asked for more).
+                    Err(e) if is_condition_failure(&e) => {
+                        if self.lease_is_free(&fence.lease_pk).await? {
+                            Ok(Released::Done)
+                        } else {
+                            Err(Error::Fenced {
+                                scope: fence.lease_pk.clone(),
+                                token: fence.token,
+                            })
+                        }
+                    }
                     Err(e) => Err(self.err("UpdateItem", e)),
                 }
             }
             Err(e) => Err(self.err("UpdateItem", e)),
         }
+    }
+
+    /// True when the lease item is absent or has no holder.
+    async fn lease_is_free(&self, lease_pk: &str) -> Result<bool, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(lease_pk))
+            .key("sk", s("lease"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.err("GetItem", e))?;
+        Ok(out.item().is_none_or(|item| !item.contains_key("holder")))
     }
 
     /// Extends the lease we hold.

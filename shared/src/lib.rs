@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod failover;
 pub mod model;
 pub mod plan;
 pub mod prefix;

@@ -20,7 +20,10 @@ pub struct Cidr(IpNet);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrefixError {
     /// Not of the form `address/length`, or the address does not parse.
-    #[error("{input} is not a valid CIDR: expected address/length such as 10.0.0.0/8")]
+    #[error(
+        "{} is not a valid CIDR: expected address/length such as 10.0.0.0/8",
+        if input.is_empty() { "\"\"" } else { input.as_str() }
+    )]
     Malformed {
         /// The text that was given.
         input: String,
@@ -753,7 +756,7 @@ mod tests {
                 err.to_string(),
                 format!(
                     "{} is not a valid CIDR: expected address/length such as 10.0.0.0/8",
-                    bad.trim()
+                    if bad.trim().is_empty() { "\"\"" } else { bad.trim() }
                 )
             );
         }

@@ -201,11 +201,8 @@ pub fn classify(payload: &Value, subs: Subscriptions) -> Result<Classified, Malf
             }))
         }
         STATE_CHANGE => {
-            if !subs.state_changes {
-                return Ok(Classified::Ignore {
-                    reason: "EC2 state changes are not something this function acts on".to_owned(),
-                });
-            }
+            // The shape is checked even by functions that ignore state
+            // changes: a malformed event is an error wherever it lands.
             let detail = event
                 .detail
                 .as_object()
@@ -222,6 +219,11 @@ pub fn classify(payload: &Value, subs: Subscriptions) -> Result<Classified, Malf
                 .and_then(|s| {
                     serde_json::from_value(s).map_err(|e| malformed(format!("\"detail.state\": {e}")))
                 })?;
+            if !subs.state_changes {
+                return Ok(Classified::Ignore {
+                    reason: "EC2 state changes are not something this function acts on".to_owned(),
+                });
+            }
             Ok(Classified::Handle(Trigger::StateChange {
                 region: region()?,
                 instance_id: instance_id.to_owned(),

@@ -185,7 +185,14 @@ pub async fn create_tgw(ec2: &Ec2Client, mesh: Option<&str>) -> anyhow::Result<S
 pub async fn create_vpc(ec2: &Ec2Client, cidr: &str) -> anyhow::Result<(String, String, String)> {
     let vpc = ec2.create_vpc().cidr_block(cidr).send().await?;
     let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).context("vpc id")?.to_owned();
-    let subnet_cidr = cidr.to_owned();
+    // The subnet takes the lower half of the VPC, leaving room for more.
+    let net = cidr.parse::<lbgp_core::Cidr>()?.net();
+    let subnet_cidr = net
+        .subnets(net.prefix_len() + 1)
+        .ok()
+        .and_then(|mut halves| halves.next())
+        .context("VPC CIDR too small to split")?
+        .to_string();
     let subnet = ec2
         .create_subnet()
         .vpc_id(&vpc_id)
