@@ -18,12 +18,9 @@ use crate::throttle::TokenBucket;
 pub const TAG_MESH: &str = "lbgp:mesh";
 /// Tag key that excludes a VPC route table from injection (`true`).
 pub const TAG_IGNORE: &str = "lbgp:ignore";
-/// Tag key naming the failover group of a router instance.
-pub const TAG_FAILOVER_GROUP: &str = "lbgp:failover-group";
-/// Tag key with the priority of a router instance (higher preferred).
-pub const TAG_PRIORITY: &str = "lbgp:priority";
-/// Tag key selecting the failover mode of a group (`az`).
-pub const TAG_FAILOVER_MODE: &str = "lbgp:failover-mode";
+/// Tag key naming the failover group of a router instance (defined with
+/// the failover rules in the core).
+pub use lbgp_core::failover::TAG_GROUP as TAG_FAILOVER_GROUP;
 
 /// A transit gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +220,49 @@ fn tags(list: &[Tag]) -> BTreeMap<String, String> {
 
 fn code_of<E: ProvideErrorMetadata>(err: &E) -> Option<&str> {
     err.code()
+}
+
+/// CreateRoute and ReplaceRoute take the same fields through builders of
+/// different types: this sets destination and target on either and sends
+/// it, keeping the error code for the caller's tolerance rules.
+macro_rules! send_vpc_route {
+    ($self:ident, $call:expr, $key:expr, $target:expr, $op:literal) => {{
+        let dest = $key.destination.to_string();
+        let call = $call.route_table_id(&$key.table.id);
+        let call = if $key.destination.is_ipv6() {
+            call.destination_ipv6_cidr_block(&dest)
+        } else {
+            call.destination_cidr_block(&dest)
+        };
+        let call = match $target {
+            RouteTarget::TransitGateway(id) => call.transit_gateway_id(id),
+            RouteTarget::NetworkInterface(id) => call.network_interface_id(id),
+            RouteTarget::Instance(id) => call.instance_id(id),
+            other => return Err($self.unsupported($op, other)),
+        };
+        call.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| (code_of(&e).map(str::to_owned), $self.err($op, e)))
+    }};
+}
+
+/// The transit gateway twin of [`send_vpc_route`].
+macro_rules! send_tgw_route {
+    ($self:ident, $call:expr, $key:expr, $target:expr, $op:literal) => {{
+        let call = $call
+            .transit_gateway_route_table_id(&$key.table.id)
+            .destination_cidr_block($key.destination.to_string());
+        let call = match $target {
+            RouteTarget::TransitGatewayAttachment(id) => call.transit_gateway_attachment_id(id),
+            RouteTarget::Blackhole => call.blackhole(true),
+            other => return Err($self.unsupported($op, other)),
+        };
+        call.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| (code_of(&e).map(str::to_owned), $self.err($op, e)))
+    }};
 }
 
 impl Ec2 {
@@ -834,44 +874,15 @@ impl Ec2 {
     /// Creates a route. `AlreadyExists` when the destination is taken.
     pub async fn create_route(&self, key: &RouteKey, target: &RouteTarget) -> Result<WriteOutcome, Error> {
         self.writes.acquire().await;
-        let dest = key.destination.to_string();
         let result = match key.table.kind {
-            TableKind::Vpc => {
-                let mut call = self.client.create_route().route_table_id(&key.table.id);
-                call = if key.destination.is_ipv6() {
-                    call.destination_ipv6_cidr_block(&dest)
-                } else {
-                    call.destination_cidr_block(&dest)
-                };
-                call = match target {
-                    RouteTarget::TransitGateway(id) => call.transit_gateway_id(id),
-                    RouteTarget::NetworkInterface(id) => call.network_interface_id(id),
-                    RouteTarget::Instance(id) => call.instance_id(id),
-                    other => return Err(self.unsupported("CreateRoute", other)),
-                };
-                call.send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| (code_of(&e).map(str::to_owned), self.err("CreateRoute", e)))
-            }
-            TableKind::TransitGateway => {
-                let mut call = self
-                    .client
-                    .create_transit_gateway_route()
-                    .transit_gateway_route_table_id(&key.table.id)
-                    .destination_cidr_block(&dest);
-                call = match target {
-                    RouteTarget::TransitGatewayAttachment(id) => call.transit_gateway_attachment_id(id),
-                    RouteTarget::Blackhole => call.blackhole(true),
-                    other => return Err(self.unsupported("CreateTransitGatewayRoute", other)),
-                };
-                call.send().await.map(|_| ()).map_err(|e| {
-                    (
-                        code_of(&e).map(str::to_owned),
-                        self.err("CreateTransitGatewayRoute", e),
-                    )
-                })
-            }
+            TableKind::Vpc => send_vpc_route!(self, self.client.create_route(), key, target, "CreateRoute"),
+            TableKind::TransitGateway => send_tgw_route!(
+                self,
+                self.client.create_transit_gateway_route(),
+                key,
+                target,
+                "CreateTransitGatewayRoute"
+            ),
         };
         match result {
             Ok(()) => Ok(WriteOutcome::Applied),
@@ -883,44 +894,15 @@ impl Ec2 {
     /// Repoints a route. `NotFound` when there is no route to repoint.
     pub async fn replace_route(&self, key: &RouteKey, target: &RouteTarget) -> Result<WriteOutcome, Error> {
         self.writes.acquire().await;
-        let dest = key.destination.to_string();
         let result = match key.table.kind {
-            TableKind::Vpc => {
-                let mut call = self.client.replace_route().route_table_id(&key.table.id);
-                call = if key.destination.is_ipv6() {
-                    call.destination_ipv6_cidr_block(&dest)
-                } else {
-                    call.destination_cidr_block(&dest)
-                };
-                call = match target {
-                    RouteTarget::TransitGateway(id) => call.transit_gateway_id(id),
-                    RouteTarget::NetworkInterface(id) => call.network_interface_id(id),
-                    RouteTarget::Instance(id) => call.instance_id(id),
-                    other => return Err(self.unsupported("ReplaceRoute", other)),
-                };
-                call.send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| (code_of(&e).map(str::to_owned), self.err("ReplaceRoute", e)))
-            }
-            TableKind::TransitGateway => {
-                let mut call = self
-                    .client
-                    .replace_transit_gateway_route()
-                    .transit_gateway_route_table_id(&key.table.id)
-                    .destination_cidr_block(&dest);
-                call = match target {
-                    RouteTarget::TransitGatewayAttachment(id) => call.transit_gateway_attachment_id(id),
-                    RouteTarget::Blackhole => call.blackhole(true),
-                    other => return Err(self.unsupported("ReplaceTransitGatewayRoute", other)),
-                };
-                call.send().await.map(|_| ()).map_err(|e| {
-                    (
-                        code_of(&e).map(str::to_owned),
-                        self.err("ReplaceTransitGatewayRoute", e),
-                    )
-                })
-            }
+            TableKind::Vpc => send_vpc_route!(self, self.client.replace_route(), key, target, "ReplaceRoute"),
+            TableKind::TransitGateway => send_tgw_route!(
+                self,
+                self.client.replace_transit_gateway_route(),
+                key,
+                target,
+                "ReplaceTransitGatewayRoute"
+            ),
         };
         match result {
             Ok(()) => Ok(WriteOutcome::Applied),

@@ -115,6 +115,35 @@ pub trait Reconciler: Send + Sync {
     }
 }
 
+/// Reads every region at once with `read`. A region that fails is logged,
+/// reported in `errors` and left out, so its routes are left as they are
+/// while the other regions go on.
+pub async fn read_each_region<'r, T, Fut>(
+    regions: &'r [Region],
+    errors: &mut Vec<ErrorReport>,
+    read: impl Fn(&'r Region) -> Fut,
+) -> Vec<T>
+where
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let results = futures::future::join_all(regions.iter().map(read)).await;
+    let mut views = Vec::new();
+    for (region, result) in regions.iter().zip(results) {
+        match result {
+            Ok(view) => views.push(view),
+            Err(e) => {
+                tracing::error!(region = %region, error = %e, "region could not be read; its routes are left as they are");
+                errors.push(ErrorReport {
+                    region: region.to_string(),
+                    resource: None,
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    views
+}
+
 /// Plans from an observation and a ledger, honouring frozen tables and
 /// incomplete regions.
 pub fn plan_observation(obs: &Observation, ledger: &OwnershipLedger) -> Plan {

@@ -10,7 +10,7 @@ use lbgp_tests::emulator::workspace_root;
 use lbgp_tests::fixtures::{TestEnv, attach, create_tgw, create_vpc};
 use serde_json::Value;
 
-const FUNCTIONS: [(&str, Subscriptions); 2] = [
+const FUNCTIONS: [(&str, Subscriptions); 3] = [
     (
         vpc_route_injector::FUNCTION,
         Subscriptions {
@@ -25,6 +25,7 @@ const FUNCTIONS: [(&str, Subscriptions); 2] = [
             state_changes: false,
         },
     ),
+    (failover_watcher::FUNCTION, failover_watcher::SUBSCRIPTIONS),
 ];
 
 fn sample_files() -> Vec<(String, PathBuf)> {
@@ -111,14 +112,25 @@ async fn every_sample_is_handled_against_the_emulator() {
     }
     let injector = {
         let config = env.config(&[]).injector().unwrap();
-        vpc_route_injector::App::new(vpc_route_injector::Injector { config: config.clone() }, env.aws(&config.common).unwrap())
+        vpc_route_injector::App::new(
+            vpc_route_injector::Injector {
+                config: config.clone(),
+            },
+            env.aws(&config.common).unwrap(),
+        )
     };
     let propagator = {
         let config = env.config(&[]).propagator().unwrap();
         tgw_route_propagator::App::new(
-            tgw_route_propagator::Propagator { config: config.clone() },
+            tgw_route_propagator::Propagator {
+                config: config.clone(),
+            },
             env.aws(&config.common).unwrap(),
         )
+    };
+    let watcher = {
+        let config = env.config(&[]).watcher().unwrap();
+        failover_watcher::App::new(config.clone(), env.aws(&config.common).unwrap())
     };
     for (name, path) in sample_files() {
         let payload: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -126,22 +138,51 @@ async fn every_sample_is_handled_against_the_emulator() {
             env.emulator.reset_calls().await.unwrap();
             let result = match function {
                 vpc_route_injector::FUNCTION => injector.handle(payload.clone()).await,
-                _ => propagator.handle(payload.clone()).await,
+                tgw_route_propagator::FUNCTION => propagator.handle(payload.clone()).await,
+                _ => watcher.handle(payload.clone()).await,
             };
             let writes = env.emulator.calls().await.unwrap().mutating();
             let activate = name == "manual/activate.json";
             match (expectation(&name, subs), result) {
                 (Expect::Error, Err(e)) => {
-                    assert!(e.error_message.contains("malformed"), "{function} {name}: {}", e.error_message);
+                    assert!(
+                        e.error_message.contains("malformed"),
+                        "{function} {name}: {}",
+                        e.error_message
+                    );
                     assert!(writes.is_empty(), "{function} wrote on {name}: {writes:?}");
                 }
                 (Expect::Handle, Err(e)) if activate => {
-                    assert!(e.error_message.contains("failover-watcher"), "{}", e.error_message);
+                    // The injector and propagator have no groups; the watcher
+                    // has no group "vpn-edge" in this mesh: refused either way.
+                    assert!(
+                        e.error_message.contains("failover-watcher") || e.error_message.contains("vpn-edge"),
+                        "{function}: {}",
+                        e.error_message
+                    );
                     assert!(writes.is_empty());
                 }
                 (Expect::Ignore, Ok(r)) => {
                     assert!(r.ignored.is_some(), "{function} {name}: {r:?}");
-                    assert!(writes.is_empty(), "{function} wrote on ignored {name}: {writes:?}");
+                    assert!(
+                        writes.is_empty(),
+                        "{function} wrote on ignored {name}: {writes:?}"
+                    );
+                }
+                // The samples name instances and tables that are in no
+                // failover group here: the watcher acts on the event by
+                // finding nothing of its own, and says so.
+                (Expect::Handle, Ok(r)) if function == failover_watcher::FUNCTION && r.ignored.is_some() => {
+                    let reason = r.ignored.unwrap();
+                    assert!(
+                        name.starts_with("cloudtrail/") || name.starts_with("ec2-state/"),
+                        "{name}: {reason}"
+                    );
+                    assert!(
+                        reason.contains("no failover group") || reason.contains("not"),
+                        "{name}: {reason}"
+                    );
+                    assert!(writes.is_empty());
                 }
                 (Expect::Handle, Ok(r)) => {
                     assert!(r.errors.is_empty(), "{function} {name}: {:?}", r.errors);

@@ -426,3 +426,44 @@ async fn malformed_events_change_nothing_and_the_binary_serves() {
     };
     assert_eq!(changes(&r).len(), 0);
 }
+
+#[tokio::test]
+async fn an_unreadable_region_withdraws_nothing() {
+    let env = TestEnv::new(&[A, B, C, D]).await.unwrap();
+    let mesh = build(&env, true).await;
+    let healthy = app(&env, &[]);
+    invoke(&healthy, scheduled()).await;
+
+    // B's EC2 endpoint goes dark (connection refused, no retries).
+    let config = env
+        .config(&[("LBGP_REGIONS", "us-east-1,eu-west-1,ap-southeast-2,us-west-2")])
+        .propagator()
+        .unwrap();
+    let mut aws = env.aws(&config.common).unwrap();
+    let dark = aws_sdk_ec2::config::Builder::from(&env.sdk)
+        .region(aws_sdk_ec2::config::Region::new(B))
+        .endpoint_url("http://127.0.0.1:9")
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
+    let b = lbgp_core::Region::new(B).unwrap();
+    aws.ec2.insert(
+        b.clone(),
+        lbgp_aws::ec2::Ec2::new(
+            aws_sdk_ec2::Client::from_conf(dark),
+            b,
+            lbgp_aws::throttle::TokenBucket::new(50, 0.0),
+        ),
+    );
+    let degraded = App::new(Propagator { config }, aws);
+    env.emulator.reset_calls().await.unwrap();
+    let response = invoke(&degraded, scheduled()).await;
+    let errors = response["errors"].as_array().unwrap();
+    assert!(errors.iter().any(|e| e["region"] == B), "{response:#}");
+    assert_eq!(
+        changes(&response),
+        Vec::<Value>::new(),
+        "a failed read withdrew routes: {response:#}"
+    );
+    assert!(env.emulator.calls().await.unwrap().ec2_mutating().is_empty());
+    assert_tables(&env, &mesh, &expected(&mesh, true)).await;
+}

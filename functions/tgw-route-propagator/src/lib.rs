@@ -18,10 +18,10 @@ use futures::future::join_all;
 use lbgp_aws::Error;
 use lbgp_aws::context::Aws;
 use lbgp_aws::ec2::{PeeringAttachment, TAG_MESH, TgwRoute, TgwRouteTable, TransitGateway};
-use lbgp_aws::runtime::{Observation, Reconciler};
+use lbgp_aws::runtime::{Observation, Reconciler, read_each_region};
 use lbgp_core::config::{CommonConfig, Env, PropagatorConfig};
 use lbgp_core::prefix::aggregate;
-use lbgp_core::report::{ConflictReport, ErrorReport, SkipReport};
+use lbgp_core::report::{ConflictReport, SkipReport};
 use lbgp_core::trigger::Subscriptions;
 use lbgp_core::{
     Cidr, DesiredRoute, OwnershipLedger, Plan, Region, Route, RouteKey, RouteOrigin, RouteState,
@@ -238,21 +238,13 @@ impl Reconciler for Propagator {
 
     async fn observe(&self, aws: &Aws, regions: &[Region], ledger: &OwnershipLedger) -> Observation {
         let mut obs = Observation::default();
-        let views = join_all(regions.iter().map(|r| self.read_region(aws, r, ledger))).await;
-        let mut ok = Vec::new();
-        for (region, view) in regions.iter().zip(views) {
-            match view {
-                Ok(v) => ok.push(v),
-                Err(e) => {
-                    tracing::error!(region = %region, error = %e, "region could not be read; its routes are left as they are");
-                    obs.errors.push(ErrorReport {
-                        region: region.to_string(),
-                        resource: None,
-                        error: e.to_string(),
-                    });
-                }
-            }
-        }
+        let ok = read_each_region(regions, &mut obs.errors, |r| self.read_region(aws, r, ledger)).await;
+        // What an unreadable region originates is unknown: tables that learn
+        // from a peer there are frozen, never emptied by a failed read.
+        let unreadable: BTreeSet<&Region> = regions
+            .iter()
+            .filter(|r| !ok.iter().any(|v: &RegionView| &v.region == *r))
+            .collect();
         let members: BTreeMap<&str, (&Region, &Member)> = ok
             .iter()
             .flat_map(|v| v.members.iter().map(move |m| (m.tgw.id.as_str(), (&v.region, m))))
@@ -293,6 +285,21 @@ impl Reconciler for Propagator {
                 .extend(view.leftover_routes.iter().map(|r| r.route.clone()));
             for t in &view.members {
                 obs.actual.extend(t.routes.iter().map(|r| r.route.clone()));
+                let peers_unreadable = view.peerings.iter().any(|p| {
+                    p.peer_of(&t.tgw.id)
+                        .and_then(|end| end.region.as_ref())
+                        .is_some_and(|r| unreadable.contains(r))
+                });
+                if peers_unreadable {
+                    for table in &t.targets {
+                        obs.frozen_tables.insert(RouteTableRef {
+                            region: view.region.clone(),
+                            kind: TableKind::TransitGateway,
+                            id: table.id.clone(),
+                        });
+                    }
+                    continue;
+                }
                 if t.targets.is_empty() {
                     obs.skipped.push(SkipReport {
                         region: view.region.to_string(),

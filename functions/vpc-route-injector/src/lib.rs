@@ -9,11 +9,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use futures::future::join_all;
 use lbgp_aws::Error;
 use lbgp_aws::context::Aws;
 use lbgp_aws::ec2::{RouteTableQuery, TAG_IGNORE, TransitGateway, Vpc, VpcRouteTable};
-use lbgp_aws::runtime::{Observation, Reconciler};
+use lbgp_aws::runtime::{Observation, Reconciler, read_each_region};
 use lbgp_core::config::{CommonConfig, Env, InjectMode, InjectorConfig};
 use lbgp_core::prefix::{aggregate, summarize_to_fit};
 use lbgp_core::report::{ErrorReport, SkipReport};
@@ -192,23 +191,11 @@ impl Reconciler for Injector {
             InjectMode::Specific => self.config.common.regions.clone(),
             InjectMode::Aggregate => regions.to_vec(),
         };
-        let views = join_all(read_regions.iter().map(|r| self.read_region(aws, r, ledger))).await;
-        let mut ok_views = Vec::new();
-        let mut all_read = true;
-        for (region, view) in read_regions.iter().zip(views) {
-            match view {
-                Ok(v) => ok_views.push(v),
-                Err(e) => {
-                    tracing::error!(region = %region, error = %e, "region could not be read; its routes are left as they are");
-                    all_read = false;
-                    obs.errors.push(ErrorReport {
-                        region: region.to_string(),
-                        resource: None,
-                        error: e.to_string(),
-                    });
-                }
-            }
-        }
+        let ok_views = read_each_region(&read_regions, &mut obs.errors, |r| {
+            self.read_region(aws, r, ledger)
+        })
+        .await;
+        let all_read = ok_views.len() == read_regions.len();
         if self.config.inject_mode == InjectMode::Specific && !all_read {
             // Without every region the specific prefix set is incomplete:
             // planning on it would delete good routes. Change nothing.
