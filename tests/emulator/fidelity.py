@@ -113,6 +113,7 @@ import inspect
 import ipaddress
 import json
 import re
+import threading
 from typing import Any, Callable, Iterable
 
 from moto.ec2.exceptions import (
@@ -235,6 +236,10 @@ def _ec2_backend(account_id: str, region: str) -> Any:
     from moto.ec2.models import ec2_backends
 
     return ec2_backends[account_id][region]
+
+
+# Set while moto itself removes a local route (a disassociated CIDR block's).
+_LOCAL_ROUTE_REMOVAL = threading.local()
 
 
 def _patch(owner: Any, name: str, value: Any) -> Any:
@@ -1046,7 +1051,7 @@ def patch_route_errors() -> None:
                     or route.destination_cidr_block
                 )
                 if existing and _normal(existing) == wanted_norm:
-                    if route.local:
+                    if route.local and not getattr(_LOCAL_ROUTE_REMOVAL, "allowed", False):
                         raise _invalid(
                             f"cannot remove local route {wanted} in route table "
                             f"{arguments['route_table_id']}"
@@ -1055,6 +1060,22 @@ def patch_route_errors() -> None:
         raise InvalidRouteError(arguments["route_table_id"], wanted)
 
     _patch(RouteBackend, "delete_route", delete_route)
+
+    from moto.ec2.models.vpcs import VPCBackend
+
+    original_disassociate = VPCBackend.disassociate_vpc_cidr_block
+
+    def disassociate_vpc_cidr_block(self: Any, *args: Any, **kwargs: Any) -> Any:
+        """moto removes a disassociated block's local route through
+        ``delete_route``, which (rightly) refuses local routes when a client
+        asks: AWS removes it with the block, so allow it on this path only."""
+        _LOCAL_ROUTE_REMOVAL.allowed = True
+        try:
+            return original_disassociate(self, *args, **kwargs)
+        finally:
+            _LOCAL_ROUTE_REMOVAL.allowed = False
+
+    _patch(VPCBackend, "disassociate_vpc_cidr_block", disassociate_vpc_cidr_block)
 
 
 # --------------------------------------------------------------------------- #

@@ -538,6 +538,25 @@ def test_d_peering_filters(server: Emulator) -> None:
 # --------------------------------------------------------------------------- #
 
 
+def test_e_disassociating_a_secondary_cidr_removes_its_local_route(emu: Emulator) -> None:
+    """The local-route guard of DeleteRoute must not block AWS's own removal
+    of a disassociated block's local route."""
+    ec2 = emu.ec2()
+    vpc, _ = make_vpc(ec2, "10.60.0.0/16", "10.61.0.0/16")
+    (table,) = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+    assoc = next(
+        a["AssociationId"]
+        for a in ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["CidrBlockAssociationSet"]
+        if a["CidrBlock"] == "10.61.0.0/16"
+    )
+    ec2.disassociate_vpc_cidr_block(AssociationId=assoc)
+    assert "10.61.0.0/16" not in vpc_routes(ec2, table["RouteTableId"])
+    assert "10.60.0.0/16" in vpc_routes(ec2, table["RouteTableId"])
+    # A client still cannot delete the remaining local route.
+    with pytest.raises(Exception):
+        ec2.delete_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock="10.60.0.0/16")
+
+
 def test_e_duplicate_tgw_route_is_route_already_exists(server: Emulator) -> None:
     ec2 = server.ec2()
     table = make_tgw(ec2)["Options"]["AssociationDefaultRouteTableId"]
