@@ -207,6 +207,21 @@ impl Scene {
     }
 }
 
+impl Scene {
+    /// True when every managed route points at `router`'s primary interface.
+    async fn all_on(&self, router: &Router) -> bool {
+        for (table, dest) in &self.managed {
+            match next_hop(&self.ec2(), table, dest).await.unwrap() {
+                Some(hop)
+                    if hop.instance.as_ref() == Some(&router.instance)
+                        && hop.eni.as_ref() == Some(&router.eni) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
 fn replaces(n: u64) -> BTreeMap<String, u64> {
     if n == 0 {
         BTreeMap::new()
@@ -925,4 +940,99 @@ async fn the_binary_serves_invocations_through_the_runtime_api() {
     assert_eq!(decision["fields"]["from"], json!(s.primary.instance));
     assert_eq!(decision["fields"]["to"], json!(s.standby.instance));
     assert_eq!(decision["fields"]["routes_moved"], 4);
+}
+
+/// Issue 8 for the watcher: with 10% throttling, 10% 5xx and 5% "applied,
+/// response lost" on EC2 and DynamoDB, a failover converges within five
+/// runs, touches nothing else, and the next clean run writes nothing.
+#[tokio::test]
+async fn failover_converges_under_faults_within_five_runs() {
+    for seed in [3, 11] {
+        let s = scene(false).await;
+        let app = app(&s.env, &[]);
+        settle(&s, &app).await;
+        let before = s.untouchable().await;
+        stop(&s.ec2(), &s.primary.instance).await.unwrap();
+        s.env
+            .emulator
+            .set_faults(json!({"seed": seed, "throttle_p": 0.1, "error5xx_p": 0.1,
+                               "lost_response_p": 0.05, "services": ["ec2", "dynamodb"]}))
+            .await
+            .unwrap();
+        let mut runs = 0;
+        for run in 0..5 {
+            runs = run + 1;
+            let payload = if run == 0 {
+                state_change(REGION, &s.primary.instance, "stopped")
+            } else {
+                scheduled()
+            };
+            // A faulted run may fail as a whole; Lambda would retry it.
+            let _ = app.handle(payload).await;
+            if s.all_on(&s.standby).await {
+                break;
+            }
+            // A run that died holding the lease frees it by expiry.
+            s.env.clock.advance(200);
+        }
+        s.env.emulator.clear_faults().await.unwrap();
+        assert!(
+            s.all_on(&s.standby).await,
+            "seed {seed}: not converged after {runs} runs"
+        );
+        assert_eq!(
+            s.untouchable().await,
+            before,
+            "seed {seed}: an unrelated route changed"
+        );
+        s.env.clock.advance(200);
+        s.reset_calls().await;
+        let clean = invoke(&app, scheduled()).await;
+        assert!(changes(&clean).is_empty(), "seed {seed}: {clean:#}");
+        assert_eq!(vpn(&clean)["active"], json!(s.standby.instance));
+        assert!(s.ec2_writes().await.is_empty(), "seed {seed}");
+        println!("watcher faults seed {seed}: converged in {runs} run(s)");
+    }
+}
+
+/// Issue 8 for the watcher: a run that dies after k of its n writes, for
+/// every k, is finished by the next run, and nothing is left half-moved.
+#[tokio::test]
+async fn a_failover_crashed_after_k_writes_is_finished_by_the_next_run() {
+    // n: the mutating calls (EC2 and DynamoDB) of one clean failover.
+    let n = {
+        let s = scene(false).await;
+        let app = app(&s.env, &[]);
+        settle(&s, &app).await;
+        stop(&s.ec2(), &s.primary.instance).await.unwrap();
+        invoke(&app, state_change(REGION, &s.primary.instance, "stopped")).await;
+        let calls = s.env.emulator.calls().await.unwrap();
+        calls.mutating().values().sum::<u64>()
+    };
+    assert!(n >= 4, "a failover of 4 routes made {n} writes");
+    println!("watcher crash: n = {n} writes, crashing after every k < n");
+    for k in 0..n {
+        let s = scene(false).await;
+        let app = app(&s.env, &[]);
+        settle(&s, &app).await;
+        let before = s.untouchable().await;
+        stop(&s.ec2(), &s.primary.instance).await.unwrap();
+        s.env
+            .emulator
+            .set_faults(json!({"fail_writes_after": k, "services": ["ec2", "dynamodb"]}))
+            .await
+            .unwrap();
+        let _ = app
+            .handle(state_change(REGION, &s.primary.instance, "stopped"))
+            .await;
+        s.env.emulator.clear_faults().await.unwrap();
+        s.env.clock.advance(200);
+        let next = invoke(&app, scheduled()).await;
+        assert!(s.all_on(&s.standby).await, "k={k}: not finished: {next:#}");
+        assert_eq!(s.untouchable().await, before, "k={k}: an unrelated route changed");
+        s.reset_calls().await;
+        let idle = invoke(&app, scheduled()).await;
+        assert!(changes(&idle).is_empty(), "k={k}: {idle:#}");
+        assert!(s.ec2_writes().await.is_empty(), "k={k}");
+    }
 }
