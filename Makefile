@@ -63,6 +63,11 @@ lint: $(LINT_STAMP) ## cfn-lint and checkov on every template
 .PHONY: test
 test: check test-fidelity test-rust lint ## Everything CI runs: format, clippy, fidelity, unit, emulator and template tests
 
+.PHONY: chaos
+chaos: $(EMULATOR_STAMP) ## Reliability soak: more seeds, bigger meshes, higher fault rates (LBGP_CHAOS=1)
+	$(CARGO) build --workspace --bins
+	LBGP_CHAOS=1 $(CARGO) test -p lbgp-tests --test reliability -- --nocapture
+
 .PHONY: build
 build: $(BUILD_STAMP) ## arm64 Lambda zips of the three functions (cargo-lambda, release)
 	PATH="$(CURDIR)/$(VENV_BUILD)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
@@ -71,6 +76,14 @@ build: $(BUILD_STAMP) ## arm64 Lambda zips of the three functions (cargo-lambda,
 demo: $(EMULATOR_STAMP) ## Sample 3-region mesh in the emulator, driven through the Lambda Runtime API
 	$(CARGO) build --bins
 	$(CARGO) run --quiet -p lbgp-tests --bin lbgp-demo
+
+.PHONY: bench
+bench: $(EMULATOR_STAMP) $(BUILD_STAMP) ## Benchmarks, measured side by side (release builds); regenerates docs/BENCHMARKS.md
+	mkdir -p target/bench && date +%s.%N > target/bench/started
+	@# The arm64 build is the slow part: an existing zip is reused (the doc flags one older than the sources).
+	@for f in $(FUNCTIONS); do [ -f target/lambda/$$f/bootstrap.zip ] || { $(MAKE) --no-print-directory build; break; }; done
+	$(CARGO) build --release -p vpc-route-injector -p tgw-route-propagator -p failover-watcher --bins
+	$(CARGO) run --quiet --profile bench-fast -p lbgp-tests --bin lbgp-bench -- --out docs/BENCHMARKS.md
 
 .PHONY: deploy
 deploy: $(BUILD_STAMP) ## sam build + sam deploy --guided (needs the AWS SAM CLI and credentials; never run in CI)
