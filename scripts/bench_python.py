@@ -24,7 +24,7 @@ import os
 import sys
 
 
-def collapse(args) -> None:  # noqa: ANN001 (argparse is imported lazily)
+def collapse(args) -> None:
     import ipaddress
     import json
     import statistics

@@ -182,6 +182,19 @@ fn min_max(values: &[f64]) -> (f64, f64) {
         })
 }
 
+/// `48000` → `48,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -791,9 +804,12 @@ async fn planner(options: &Options) -> anyhow::Result<Section> {
         obs_misses |= !obs_ok;
         let _ = writeln!(
             time_rows,
-            "| {} | {desired} | {actual} | {ledger} | {} | {} {} | {} {} |",
+            "| {} | {} | {} | {} | {} | {} {} | {} {} |",
             case.label(),
-            mem["changes"],
+            thousands(desired),
+            thousands(actual),
+            thousands(ledger),
+            thousands(planned),
             time_cell(&plan_times),
             verdict(Some(plan_med < 100.0)),
             time_cell(&obs_times),
@@ -871,13 +887,13 @@ async fn planner(options: &Options) -> anyhow::Result<Section> {
         let _ = writeln!(
             md,
             "**Where the time goes** ({}: {t:.0} ms). Profiled with `perf record --call-graph dwarf` on \
-             this build: about three quarters of `plan`'s time is `<RouteKey as Ord>::cmp` and the \
-             `memcmp` it calls, from the `BTreeMap`/`BTreeSet`s keyed by `&RouteKey` that `plan` builds \
+             the `bench-fast` build when this benchmark was written (commit `5efa2fb`): about two \
+             thirds of `plan`'s time is `<RouteKey as Ord>::cmp` and the `memcmp` it calls, from the `BTreeMap`/`BTreeSet`s keyed by `&RouteKey` that `plan` builds \
              and probes (`wanted`, `statics`, `others`, `keys`, and `OwnershipLedger::get`, up to twice \
              per key): every comparison walks `RouteTableRef`'s derived `Ord` — the region `String` \
              (equal for every key of a region, so compared in full), the kind, the table id `String` — \
-             before the destination; sorting the key set (`collect` into `BTreeSet`) is most of the \
-             rest. 48,000 keys × ~5 ordered-map operations × ~15–30 comparisons each is on the order of \
+             before the destination; the inlined B-tree code itself is about 12% and sorting the key \
+             set (`collect` into a `BTreeSet`) about 10%. 48,000 keys × ~5 ordered-map operations × ~15–30 comparisons each is on the order of \
              10 million string comparisons.\n",
             case.label()
         );
@@ -995,14 +1011,15 @@ async fn prefix_math(options: &Options) -> anyhow::Result<Section> {
     let _ = writeln!(md, "## 2. Prefix math: aggregation of 1,000,000 IPv4 prefixes\n");
     let _ = writeln!(
         md,
-        "The same file of {PREFIX_COUNT} random IPv4 prefixes (`target/bench/prefixes-1m.txt`, written by \
+        "The same file of {} random IPv4 prefixes (`target/bench/prefixes-1m.txt`, written by \
          lbgp-bench with splitmix64 seed `{PREFIX_SEED:#x}`: uniform address, length uniform in /18–/32, \
          host bits cleared) is aggregated by `lbgp_core::prefix::aggregate` (`bench-fast` profile) and by \
          Python's `ipaddress.collapse_addresses` ({}). Rust ran {rust_runs} times before Python and \
          {rust_runs} times after it; Python ran {python_runs} times. Both sides produced the same \
          {} prefixes (compared line by line).\n",
+        thousands(PREFIX_COUNT),
         py["python"].as_str().unwrap_or("?"),
-        rust_lines.len(),
+        thousands(rust_lines.len()),
     );
     let _ = writeln!(
         md,
@@ -1908,6 +1925,8 @@ async fn cold_start(options: &Options) -> anyhow::Result<Section> {
 
 const FAILOVER_REGION: &str = "us-east-1";
 const FAILOVER_LATENCY_MS: u64 = 50;
+/// A latency long beside the emulator's own queue, to show round trips.
+const SLOW_LATENCY_MS: u64 = 500;
 
 async fn create_eni(ec2: &aws_sdk_ec2::Client, subnet: &str) -> anyhow::Result<String> {
     Ok(ec2
@@ -2089,12 +2108,20 @@ async fn failover(options: &Options) -> anyhow::Result<Section> {
         rtts.push(ms(repoint(&env, &keys[..1], &target, 1).await?));
     }
     let rtt = median(&rtts);
-    let floor = |n: usize| (n.saturating_sub(50) as f64 / 5.0) * 1000.0 + rtt;
+    // The floor at `latency`: the emulator's own share of a round trip stays.
+    let floor_at = |n: usize, latency: u64| {
+        (n.saturating_sub(50) as f64 / 5.0) * 1000.0
+            + (rtt - FAILOVER_LATENCY_MS as f64).max(0.0)
+            + latency as f64
+    };
+    let floor = |n: usize| floor_at(n, FAILOVER_LATENCY_MS);
     let mut cases = Vec::new();
     for (i, (concurrency, latency)) in [
         (WRITE_CONCURRENCY, FAILOVER_LATENCY_MS),
         (50, FAILOVER_LATENCY_MS),
         (50, 0),
+        (WRITE_CONCURRENCY, SLOW_LATENCY_MS),
+        (50, SLOW_LATENCY_MS),
     ]
     .into_iter()
     .enumerate()
@@ -2175,7 +2202,7 @@ async fn failover(options: &Options) -> anyhow::Result<Section> {
         "\n**The write path alone, 50 routes.** The same `ReplaceRoute`s without the watcher's reads: \
          `lbgp_aws::ec2::Ec2::replace_route` paced by `TokenBucket::ec2_mutating_default()`, \
          `lbgp_aws::apply::WRITE_CONCURRENCY` = {WRITE_CONCURRENCY} in flight as the watcher does, \
-         then two what-ifs that separate the emulator's share from lbgp's:\n"
+         then what-ifs that separate the emulator's share from lbgp's:\n"
     );
     let _ = writeln!(
         md,
@@ -2183,23 +2210,37 @@ async fn failover(options: &Options) -> anyhow::Result<Section> {
          | --- | --- | --- | --- | --- | --- | --- |"
     );
     for case in &cases {
-        let product = case.concurrency == WRITE_CONCURRENCY;
+        let product = case.concurrency == WRITE_CONCURRENCY && case.latency == FAILOVER_LATENCY_MS;
+        let f = floor_at(case.routes, case.latency);
         let _ = writeln!(
             md,
             "| {} | {}{} | {} ms | **{}** | {} | {:.2}× | {} |",
             case.routes,
             case.concurrency,
-            if product {
+            if case.concurrency == WRITE_CONCURRENCY {
                 " (the product's)"
             } else {
                 " (what-if: = burst)"
             },
             case.latency,
             human_ms(case.took),
-            human_ms(floor(case.routes)),
-            case.took / floor(case.routes),
+            human_ms(f),
+            case.took / f,
             case.calls,
         );
+        if product {
+            headlines.push(Headline::new(
+                "5. failover write path alone, 50 routes",
+                format!(
+                    "{} vs floor {} ({:.2}×)",
+                    human_ms(case.took),
+                    human_ms(f),
+                    case.took / f
+                ),
+                "(where the time goes)",
+                None,
+            ));
+        }
     }
     let at = |concurrency: usize, latency: u64| {
         cases
@@ -2207,30 +2248,26 @@ async fn failover(options: &Options) -> anyhow::Result<Section> {
             .find(|c| c.concurrency == concurrency && c.latency == latency)
             .map_or(f64::NAN, |c| c.took)
     };
-    let (product50, burst50, emulator50) = (
-        at(WRITE_CONCURRENCY, FAILOVER_LATENCY_MS),
-        at(50, FAILOVER_LATENCY_MS),
-        at(50, 0),
-    );
     let rounds = 50usize.div_ceil(WRITE_CONCURRENCY);
     let _ = writeln!(
         md,
         "\nReading the 50-route rows: with no injected latency and all 50 in flight, the emulator \
-         takes {} to answer 50 calls (moto handles one request at a time; AWS does not), so its own \
-         floor for this case is about {} rather than {}. With the burst in flight at once the write \
-         path takes {} — the latency plus that queue. With the product's {WRITE_CONCURRENCY} in \
-         flight it takes {}: a burst of 50 goes out in ⌈50/{WRITE_CONCURRENCY}⌉ = {rounds} round \
-         trips instead of one, because `WRITE_CONCURRENCY` caps what the bucket would let through at \
-         once. Against AWS, where calls do not queue, that is about {rounds} × {FAILOVER_LATENCY_MS} \
-         ms = {} of writes against a floor of one round trip, before the watcher's reads (each a \
-         round trip; the ones that depend on each other run in sequence). Past the burst the refill \
-         (one call every 200 ms) is far slower than {WRITE_CONCURRENCY} calls per round trip, so the \
-         concurrency stops mattering and the {big}-route failover sits on its floor.\n",
-        human_ms(emulator50),
-        human_ms(FAILOVER_LATENCY_MS as f64 + emulator50),
-        human_ms(floor(50)),
-        human_ms(burst50),
-        human_ms(product50),
+         takes {} to answer 50 calls: moto handles one request at a time (AWS does not), so at \
+         {FAILOVER_LATENCY_MS} ms its queue takes most of the write path's time ({} with the \
+         product's {WRITE_CONCURRENCY} in flight, {} with 50). At {SLOW_LATENCY_MS} ms, where that \
+         queue is small beside the latency, lbgp's own share shows: {} with {WRITE_CONCURRENCY} in \
+         flight against {} with 50 — a burst of 50 goes out in ⌈50/{WRITE_CONCURRENCY}⌉ = {rounds} \
+         round trips instead of one, because `WRITE_CONCURRENCY` caps what the bucket would let \
+         through at once. Against AWS that is about {rounds} × {FAILOVER_LATENCY_MS} ms = {} of \
+         writes where one round trip would do, and the watcher adds its reads before them (the \
+         EC2 reads column above; those that depend on each other run in sequence). Past the burst \
+         the refill (one call every 200 ms) is far slower than {WRITE_CONCURRENCY} calls per round \
+         trip, so the concurrency stops mattering and the {big}-route failover sits on its floor.\n",
+        human_ms(at(50, 0)),
+        human_ms(at(WRITE_CONCURRENCY, FAILOVER_LATENCY_MS)),
+        human_ms(at(50, FAILOVER_LATENCY_MS)),
+        human_ms(at(WRITE_CONCURRENCY, SLOW_LATENCY_MS)),
+        human_ms(at(50, SLOW_LATENCY_MS)),
         human_ms((rounds as u64 * FAILOVER_LATENCY_MS) as f64),
     );
     Ok(Section {
@@ -2514,5 +2551,8 @@ mod tests {
         assert_eq!(spans, vec![("a".to_owned(), 1, 4, 3), ("b".to_owned(), 3, 6, 3)]);
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(thousands(48_000), "48,000");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(623), "623");
     }
 }
