@@ -126,31 +126,13 @@ async fn apply_change(aws: &Aws, fence: &Fence, owner: Owner<'_>, change: &Chang
     let ec2 = aws.ec2(&change.key.table.region)?;
     let store = &aws.store;
     let (function, mesh) = (owner.function, owner.mesh);
+    // Every ledger write here is about this change's route and target.
+    let record = |status| store.record(fence, function, mesh, &change.key, &change.target, status);
     match change.op {
         ChangeOp::Create => {
-            store
-                .record(
-                    fence,
-                    function,
-                    mesh,
-                    &change.key,
-                    &change.target,
-                    LedgerStatus::Pending,
-                )
-                .await?;
+            record(LedgerStatus::Pending).await?;
             match ec2.create_route(&change.key, &change.target).await? {
-                WriteOutcome::Applied => {
-                    store
-                        .record(
-                            fence,
-                            function,
-                            mesh,
-                            &change.key,
-                            &change.target,
-                            LedgerStatus::Owned,
-                        )
-                        .await
-                }
+                WriteOutcome::Applied => record(LedgerStatus::Owned).await,
                 // Someone holds the destination: perhaps our own attempt
                 // whose response was lost and that the SDK retried. Ours if
                 // the target is ours; otherwise the intent stays pending and
@@ -161,16 +143,7 @@ async fn apply_change(aws: &Aws, fence: &Fence, owner: Owner<'_>, change: &Chang
                         .await?
                         .is_some_and(|r| r.target == change.target) =>
                 {
-                    store
-                        .record(
-                            fence,
-                            function,
-                            mesh,
-                            &change.key,
-                            &change.target,
-                            LedgerStatus::Owned,
-                        )
-                        .await
+                    record(LedgerStatus::Owned).await
                 }
                 WriteOutcome::AlreadyExists | WriteOutcome::NotFound => Err(Error::Unexpected {
                     operation: "CreateRoute",
@@ -183,16 +156,7 @@ async fn apply_change(aws: &Aws, fence: &Fence, owner: Owner<'_>, change: &Chang
             }
         }
         ChangeOp::Replace => {
-            store
-                .record(
-                    fence,
-                    function,
-                    mesh,
-                    &change.key,
-                    &change.target,
-                    LedgerStatus::Owned,
-                )
-                .await?;
+            record(LedgerStatus::Owned).await?;
             match ec2.replace_route(&change.key, &change.target).await? {
                 WriteOutcome::Applied | WriteOutcome::AlreadyExists => Ok(()),
                 // Deleted under us: create it (the entry is already ours).
