@@ -10,18 +10,18 @@
 //! - delete: delete the route → forget it. A crash in between leaves an
 //!   entry whose route is gone: the next plan drops it.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 use lbgp_core::report::ErrorReport;
-use lbgp_core::{Change, ChangeOp, LedgerFix, LedgerStatus, Plan};
+use lbgp_core::{Change, ChangeOp, LedgerFix, LedgerStatus, Plan, Region};
 
 use crate::Error;
 use crate::context::Aws;
-use crate::ec2::WriteOutcome;
+use crate::ec2::{Ec2, WriteOutcome};
 use crate::store::Fence;
-
-/// How many writes are in flight at once; the per-region token bucket does
-/// the real pacing.
-pub const WRITE_CONCURRENCY: usize = 16;
 
 /// What an apply did.
 #[derive(Debug, Default)]
@@ -77,14 +77,11 @@ pub async fn apply_plan(aws: &Aws, fence: &Fence, owner: Owner<'_>, plan: &Plan)
         tracing::info!(fix = ?fix, "ledger bookkeeping");
     }
 
-    let outcomes: Vec<(Change, Result<(), Error>)> = stream::iter(plan.changes.iter().cloned())
-        .map(|change| async move {
-            let result = apply_change(aws, fence, owner, &change).await;
-            (change, result)
-        })
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .collect()
-        .await;
+    let outcomes = write_per_region(aws, &plan.changes, |change| async move {
+        let result = apply_change(aws, fence, owner, change).await;
+        (change.clone(), result)
+    })
+    .await;
     for (change, result) in outcomes {
         match result {
             Ok(()) => {
@@ -120,6 +117,36 @@ pub async fn apply_plan(aws: &Aws, fence: &Fence, owner: Owner<'_>, plan: &Plan)
     report.applied.sort();
     report.errors.sort();
     report
+}
+
+/// Runs `write` for every change, one queue per region, the regions side by
+/// side: each region keeps as many writes in flight as its token bucket lets
+/// through at once, so a burst goes out in one round trip and one region
+/// waiting on its refill never holds up another. Outcomes come back in no
+/// particular order.
+pub async fn write_per_region<'c, T, Fut>(
+    aws: &Aws,
+    changes: &'c [Change],
+    write: impl Fn(&'c Change) -> Fut,
+) -> Vec<T>
+where
+    Fut: Future<Output = T>,
+{
+    let mut queues: BTreeMap<&Region, Vec<&'c Change>> = BTreeMap::new();
+    for change in changes {
+        queues.entry(&change.key.table.region).or_default().push(change);
+    }
+    let write = &write;
+    let regions = queues.into_iter().map(|(region, queue)| {
+        // An unknown region fails each of its writes with a clear error in
+        // `write`; its queue needs a width all the same.
+        let in_flight = aws.ec2(region).map_or(1, Ec2::writes_in_flight);
+        stream::iter(queue)
+            .map(write)
+            .buffer_unordered(in_flight)
+            .collect::<Vec<T>>()
+    });
+    join_all(regions).await.into_iter().flatten().collect()
 }
 
 async fn apply_change(aws: &Aws, fence: &Fence, owner: Owner<'_>, change: &Change) -> Result<(), Error> {

@@ -196,6 +196,11 @@ pub enum WriteOutcome {
     NotFound,
 }
 
+/// The most writes kept in flight in one region, whatever the burst: enough
+/// for EC2's default burst of 50 in one round trip, few enough that a raised
+/// account limit does not open hundreds of connections from one Lambda.
+pub const MAX_WRITES_IN_FLIGHT: usize = 100;
+
 /// EC2 in one region.
 #[derive(Clone, Debug)]
 pub struct Ec2 {
@@ -278,6 +283,12 @@ impl Ec2 {
     /// The region.
     pub fn region(&self) -> &Region {
         &self.region
+    }
+
+    /// How many writes to keep in flight in this region: what its token
+    /// bucket lets through at once, capped at [`MAX_WRITES_IN_FLIGHT`].
+    pub fn writes_in_flight(&self) -> usize {
+        self.writes.burst().clamp(1, MAX_WRITES_IN_FLIGHT)
     }
 
     /// The raw client, for test fixtures.
@@ -610,87 +621,76 @@ impl Ec2 {
 
     /// Every route of a TGW route table, static and propagated, IPv4 and
     /// IPv6. SearchTransitGatewayRoutes answers at most 1,000 routes and
-    /// says `AdditionalRoutesAvailable` without a token when more matched,
-    /// so a truncated search is split into the two halves of its prefix
-    /// (`route-search.subnet-of-match`) until every answer is complete.
+    /// says `AdditionalRoutesAvailable` without a token when more matched.
+    /// One search of the whole table comes first; when it is truncated, the
+    /// two families are searched apart, and a truncated search is split
+    /// into the two halves of its prefix
+    /// (`route-search.subnet-of-match`, which includes the equal prefix)
+    /// until every answer is complete. The searches of one depth go out
+    /// together.
+    ///
+    /// A split loses the routes whose prefix *equals* the split prefix (they
+    /// are in neither half). Rather than one exact-match search per split,
+    /// one `route-search.supernet-of-match` per deepest split finds them all:
+    /// every split prefix is that prefix or one of its supernets, and no
+    /// prefix has more than 129 supernets, so those answers are complete.
     pub async fn tgw_routes(&self, route_table_id: &str) -> Result<Vec<TgwRoute>, Error> {
-        let table = self.table_ref(TableKind::TransitGateway, route_table_id);
-        // (scope, exact): a subnet-of search over `scope`, or an exact-match
-        // search for `scope` itself (a split loses routes whose prefix equals
-        // the split prefix, so each split also asks for that one).
-        let mut pending: Vec<(ipnet::IpNet, bool)> = vec![
-            ("0.0.0.0/0".parse().map_err(|_| self.bug("0.0.0.0/0"))?, false),
-            ("::/0".parse().map_err(|_| self.bug("::/0"))?, false),
-        ];
+        self.tgw_routes_expecting(route_table_id, &[]).await
+    }
+
+    /// [`Ec2::tgw_routes`] for a caller that knows roughly what the table
+    /// holds (the routes its ledger says it installed, say): the searches
+    /// start at prefixes expected to hold at most [`EXPECTED_PER_SEARCH`]
+    /// routes each, instead of discovering them by truncated searches. The
+    /// answer is complete whatever the table really holds: a search that
+    /// still comes back truncated is split as usual.
+    pub async fn tgw_routes_expecting(
+        &self,
+        route_table_id: &str,
+        expected: &[Cidr],
+    ) -> Result<Vec<TgwRoute>, Error> {
         let mut seen: BTreeMap<(Cidr, RouteOrigin), TgwRoute> = BTreeMap::new();
-        while let Some((scope, exact)) = pending.pop() {
-            let search = if exact {
-                "route-search.exact-match"
-            } else {
-                "route-search.subnet-of-match"
-            };
-            let response = self
-                .client
-                .search_transit_gateway_routes()
-                .transit_gateway_route_table_id(route_table_id)
-                .filters(filter(search, &[&scope.to_string()]))
-                .filters(filter("type", &["static", "propagated"]))
-                .max_results(1000)
-                .send()
-                .await;
-            let response = match response {
-                Ok(r) => r,
-                // A deleted table holds no routes: the caller forgets ours.
-                Err(e) if code_of(&e) == Some("InvalidRouteTableID.NotFound") => return Ok(vec![]),
-                Err(e) => return Err(self.err("SearchTransitGatewayRoutes", e)),
-            };
-            for r in response.routes() {
-                let Some(dest) = r.destination_cidr_block() else {
+        let roots: [ipnet::IpNet; 2] = [
+            "0.0.0.0/0".parse().map_err(|_| self.bug("0.0.0.0/0"))?,
+            "::/0".parse().map_err(|_| self.bug("::/0"))?,
+        ];
+        let expected: Vec<ipnet::IpNet> = expected.iter().map(|c| c.net()).collect();
+        // `None`: one search of the whole table (both families), which is
+        // all a table of fewer than 1,000 routes needs.
+        let (mut frontier, mut splits): (Vec<Option<ipnet::IpNet>>, Vec<ipnet::IpNet>) =
+            (Vec::new(), Vec::new());
+        if expected.len() <= EXPECTED_PER_SEARCH {
+            frontier.push(None);
+        } else {
+            let mut planned = Vec::new();
+            for root in roots {
+                plan_searches(root, &expected, &mut planned, &mut splits);
+            }
+            frontier.extend(planned.into_iter().map(Some));
+        }
+        while !frontier.is_empty() {
+            let answers = futures::future::try_join_all(frontier.iter().map(|scope| {
+                self.search_tgw_routes(route_table_id, scope.map(|s| ("route-search.subnet-of-match", s)))
+            }))
+            .await?;
+            let mut next = Vec::new();
+            for (scope, answer) in frontier.into_iter().zip(answers) {
+                let Some((routes, truncated)) = answer else {
+                    // A deleted table holds no routes: the caller forgets ours.
+                    return Ok(vec![]);
+                };
+                seen.extend(
+                    routes
+                        .into_iter()
+                        .map(|r| ((r.route.key.destination, r.route.origin), r)),
+                );
+                if !truncated {
+                    continue;
+                }
+                let Some(scope) = scope else {
+                    next.extend(roots.map(Some));
                     continue;
                 };
-                let destination = self.parse_cidr(dest, "SearchTransitGatewayRoutes")?;
-                let attachments: Vec<TgwRouteAttachment> = r
-                    .transit_gateway_attachments()
-                    .iter()
-                    .map(|a| TgwRouteAttachment {
-                        attachment_id: a.transit_gateway_attachment_id().unwrap_or_default().to_owned(),
-                        resource_type: a
-                            .resource_type()
-                            .map(|t| t.as_str().to_owned())
-                            .unwrap_or_default(),
-                    })
-                    .collect();
-                let origin = match r.r#type().map(|t| t.as_str()) {
-                    Some("propagated") => RouteOrigin::Propagated,
-                    _ => RouteOrigin::Static,
-                };
-                let state = r.state().map(|s| s.as_str()).unwrap_or("active");
-                let target = match (state, attachments.first()) {
-                    ("blackhole", None) => RouteTarget::Blackhole,
-                    (_, Some(a)) => RouteTarget::TransitGatewayAttachment(a.attachment_id.clone()),
-                    (_, None) => RouteTarget::Other("none".to_owned()),
-                };
-                seen.insert(
-                    (destination, origin),
-                    TgwRoute {
-                        route: Route {
-                            key: RouteKey {
-                                table: table.clone(),
-                                destination,
-                            },
-                            target,
-                            state: if state == "blackhole" {
-                                RouteState::Blackhole
-                            } else {
-                                RouteState::Active
-                            },
-                            origin,
-                        },
-                        attachments,
-                    },
-                );
-            }
-            if !exact && response.additional_routes_available() == Some(true) {
                 let halves = split(scope).ok_or_else(|| Error::Unexpected {
                     operation: "SearchTransitGatewayRoutes",
                     region: self.region.to_string(),
@@ -698,11 +698,106 @@ impl Ec2 {
                         "{route_table_id}: more than 1,000 routes match the host prefix {scope}; cannot read the table completely"
                     ),
                 })?;
-                pending.push((scope, true));
-                pending.extend(halves.map(|h| (h, false)));
+                splits.push(scope);
+                next.extend(halves.map(Some));
             }
+            frontier = next;
+        }
+        // The deepest splits: those no other split lies inside.
+        let deepest: Vec<ipnet::IpNet> = splits
+            .iter()
+            .filter(|s| !splits.iter().any(|other| other != *s && s.contains(other)))
+            .copied()
+            .collect();
+        let answers = futures::future::try_join_all(deepest.iter().map(|scope| {
+            self.search_tgw_routes(route_table_id, Some(("route-search.supernet-of-match", *scope)))
+        }))
+        .await?;
+        for answer in answers {
+            let Some((routes, _)) = answer else {
+                return Ok(vec![]);
+            };
+            seen.extend(
+                routes
+                    .into_iter()
+                    .map(|r| ((r.route.key.destination, r.route.origin), r)),
+            );
         }
         Ok(seen.into_values().collect())
+    }
+
+    /// One SearchTransitGatewayRoutes, of the whole table or with a
+    /// `(search filter, prefix)`: the routes and whether more matched, or
+    /// `None` when the table does not exist.
+    async fn search_tgw_routes(
+        &self,
+        route_table_id: &str,
+        search: Option<(&str, ipnet::IpNet)>,
+    ) -> Result<Option<(Vec<TgwRoute>, bool)>, Error> {
+        let table = self.table_ref(TableKind::TransitGateway, route_table_id);
+        let mut call = self
+            .client
+            .search_transit_gateway_routes()
+            .transit_gateway_route_table_id(route_table_id)
+            .filters(filter("type", &["static", "propagated"]))
+            .max_results(1000);
+        if let Some((name, scope)) = search {
+            call = call.filters(filter(name, &[&scope.to_string()]));
+        }
+        let response = call.send().await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) if code_of(&e) == Some("InvalidRouteTableID.NotFound") => return Ok(None),
+            Err(e) => return Err(self.err("SearchTransitGatewayRoutes", e)),
+        };
+        let mut routes = Vec::with_capacity(response.routes().len());
+        for r in response.routes() {
+            let Some(dest) = r.destination_cidr_block() else {
+                continue;
+            };
+            let destination = self.parse_cidr(dest, "SearchTransitGatewayRoutes")?;
+            let attachments: Vec<TgwRouteAttachment> = r
+                .transit_gateway_attachments()
+                .iter()
+                .map(|a| TgwRouteAttachment {
+                    attachment_id: a.transit_gateway_attachment_id().unwrap_or_default().to_owned(),
+                    resource_type: a
+                        .resource_type()
+                        .map(|t| t.as_str().to_owned())
+                        .unwrap_or_default(),
+                })
+                .collect();
+            let origin = match r.r#type().map(|t| t.as_str()) {
+                Some("propagated") => RouteOrigin::Propagated,
+                _ => RouteOrigin::Static,
+            };
+            let state = r.state().map(|s| s.as_str()).unwrap_or("active");
+            let target = match (state, attachments.first()) {
+                ("blackhole", None) => RouteTarget::Blackhole,
+                (_, Some(a)) => RouteTarget::TransitGatewayAttachment(a.attachment_id.clone()),
+                (_, None) => RouteTarget::Other("none".to_owned()),
+            };
+            routes.push(TgwRoute {
+                route: Route {
+                    key: RouteKey {
+                        table: table.clone(),
+                        destination,
+                    },
+                    target,
+                    state: if state == "blackhole" {
+                        RouteState::Blackhole
+                    } else {
+                        RouteState::Active
+                    },
+                    origin,
+                },
+                attachments,
+            });
+        }
+        Ok(Some((
+            routes,
+            response.additional_routes_available() == Some(true),
+        )))
     }
 
     fn bug(&self, what: &str) -> Error {
@@ -806,23 +901,38 @@ impl Ec2 {
 
     /// Availability zone of each subnet.
     pub async fn subnet_zones(&self, subnet_ids: &[&str]) -> Result<BTreeMap<String, String>, Error> {
-        if subnet_ids.is_empty() {
+        self.subnet_zones_by("subnet-id", subnet_ids).await
+    }
+
+    /// Availability zone of every subnet of these VPCs: for a caller that
+    /// knows the VPCs before it has read their route tables.
+    pub async fn vpc_subnet_zones(&self, vpc_ids: &[&str]) -> Result<BTreeMap<String, String>, Error> {
+        self.subnet_zones_by("vpc-id", vpc_ids).await
+    }
+
+    async fn subnet_zones_by(&self, name: &str, values: &[&str]) -> Result<BTreeMap<String, String>, Error> {
+        if values.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let items = self
-            .client
-            .describe_subnets()
-            .filters(filter("subnet-id", subnet_ids))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| self.err("DescribeSubnets", e))?;
-        Ok(items
-            .into_iter()
-            .filter_map(|s| Some((s.subnet_id()?.to_owned(), s.availability_zone()?.to_owned())))
-            .collect())
+        let mut zones = BTreeMap::new();
+        for chunk in values.chunks(200) {
+            let items = self
+                .client
+                .describe_subnets()
+                .filters(filter(name, chunk))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| self.err("DescribeSubnets", e))?;
+            zones.extend(
+                items
+                    .into_iter()
+                    .filter_map(|s| Some((s.subnet_id()?.to_owned(), s.availability_zone()?.to_owned()))),
+            );
+        }
+        Ok(zones)
     }
 
     /// Reads the static route at `key`, if any (after a create reported
@@ -975,6 +1085,32 @@ pub enum RouteTableQuery<'a> {
     Vpcs(&'a [&'a str]),
     /// These route tables.
     Ids(&'a [&'a str]),
+}
+
+/// Routes a search is planned for when the caller says what it expects: a
+/// fifth of the 1,000 a search answers is left for routes it did not expect.
+pub const EXPECTED_PER_SEARCH: usize = 800;
+
+/// Splits `scope` into the searches that each cover at most
+/// [`EXPECTED_PER_SEARCH`] of the `expected` prefixes (those inside
+/// `scope`), pushing them to `searches` and every prefix split on the way to
+/// `splits`.
+fn plan_searches(
+    scope: ipnet::IpNet,
+    expected: &[ipnet::IpNet],
+    searches: &mut Vec<ipnet::IpNet>,
+    splits: &mut Vec<ipnet::IpNet>,
+) {
+    let inside: Vec<ipnet::IpNet> = expected.iter().filter(|e| scope.contains(*e)).copied().collect();
+    match split(scope) {
+        Some(halves) if inside.len() > EXPECTED_PER_SEARCH => {
+            splits.push(scope);
+            for half in halves {
+                plan_searches(half, &inside, searches, splits);
+            }
+        }
+        _ => searches.push(scope),
+    }
 }
 
 /// The two halves of a prefix, or `None` for a host prefix.

@@ -37,6 +37,13 @@ impl TokenBucket {
         }
     }
 
+    /// How many calls the bucket lets through at once when full: how many a
+    /// writer should keep in flight, so a burst goes out in one round trip.
+    pub fn burst(&self) -> usize {
+        // `burst` is a `u32` made float in `new`: the cast is exact.
+        self.burst as usize
+    }
+
     /// EC2's published defaults for mutating actions: burst 50, 5 per second.
     pub fn ec2_mutating_default() -> Self {
         TokenBucket::new(50, 5.0)

@@ -19,6 +19,6 @@ pub use model::{
 };
 pub use plan::{
     Change, ChangeOp, ChangeReason, Conflict, LedgerEntry, LedgerFix, LedgerStatus, OwnershipLedger, Plan,
-    PlanError, plan,
+    PlanError, plan, plan_from_iter,
 };
 pub use prefix::{Cidr, PrefixError};

@@ -4,9 +4,10 @@
 //! The planner is level-triggered: it never looks at *why* it runs, only at
 //! the state it is given, so any run from any trigger converges the same way.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{DesiredRoute, Route, RouteKey, RouteOrigin, RouteState, RouteTarget};
@@ -272,185 +273,222 @@ pub enum PlanError {
 ///   dropped otherwise;
 /// - the output is sorted: the same state always gives the same plan.
 pub fn plan(desired: &[DesiredRoute], actual: &[Route], ledger: &OwnershipLedger) -> Plan {
-    let mut wanted: BTreeMap<&RouteKey, &RouteTarget> = BTreeMap::new();
-    let mut ambiguous: BTreeSet<&RouteKey> = BTreeSet::new();
+    plan_from_iter(desired, actual, ledger.iter())
+}
+
+/// What the planner knows about one destination of one table.
+#[derive(Default)]
+struct Slot<'a> {
+    /// The first desired target.
+    want: Option<&'a RouteTarget>,
+    /// Two different targets were desired: install neither.
+    ambiguous: bool,
+    ledger: Option<&'a LedgerEntry>,
+    /// The static route at this destination, if any.
+    found: Option<&'a Route>,
+    /// A propagated or local route at this destination, if any.
+    other: Option<&'a Route>,
+}
+
+/// [`plan`] over borrowed routes, so a caller can plan a subset (the tables
+/// of the regions it could read, say) without copying it first.
+///
+/// Same rules and same output as [`plan`]: the ledger entries must have
+/// distinct keys (an [`OwnershipLedger`] guarantees it), and the plan does
+/// not depend on the order of any input.
+pub fn plan_from_iter<'a>(
+    desired: impl IntoIterator<Item = &'a DesiredRoute>,
+    actual: impl IntoIterator<Item = &'a Route>,
+    ledger: impl IntoIterator<Item = &'a LedgerEntry>,
+) -> Plan {
+    // One hash map of the destinations that matter (desired or ledgered),
+    // probed once per input route; sorting only the output keeps the plan
+    // deterministic. Ordered maps here cost a full `RouteKey` comparison
+    // (region and table-id strings) at every step of every probe.
+    let mut slots: HashMap<&'a RouteKey, Slot<'a>, FxBuildHasher> = HashMap::default();
     for d in desired {
-        if let Some(previous) = wanted.insert(&d.key, &d.target)
-            && previous != &d.target
-        {
-            ambiguous.insert(&d.key);
+        let slot = slots.entry(&d.key).or_default();
+        match slot.want {
+            None => slot.want = Some(&d.target),
+            // Two different targets for one destination is a caller bug;
+            // installing either would be a coin toss, so neither is.
+            Some(first) if first != &d.target => slot.ambiguous = true,
+            Some(_) => {}
         }
     }
-    // Two different targets for one destination is a caller bug; installing
-    // either would be a coin toss, so neither is installed.
-    for key in &ambiguous {
-        wanted.remove(key);
+    for entry in ledger {
+        slots.entry(&entry.key).or_default().ledger = Some(entry);
     }
-
     // A table holds one static route per destination; propagated and local
     // routes may sit beside it and lose to it, so they only matter when no
-    // static route is there.
-    let mut statics: BTreeMap<&RouteKey, &Route> = BTreeMap::new();
-    let mut others: BTreeMap<&RouteKey, &Route> = BTreeMap::new();
+    // static route is there. Routes at other destinations are not ours to
+    // plan and are not looked at further.
     for route in actual {
-        match route.origin {
-            RouteOrigin::Static => statics.insert(&route.key, route),
-            RouteOrigin::Propagated | RouteOrigin::Local => others.insert(&route.key, route),
-        };
-    }
-
-    let keys: BTreeSet<&RouteKey> = wanted
-        .keys()
-        .copied()
-        .chain(ledger.iter().map(|e| &e.key))
-        .collect();
-
-    let mut out = Plan::default();
-    for key in keys {
-        let want = wanted.get(key).copied();
-        let found = statics.get(key).copied();
-        let owned = match ledger.get(key) {
-            None => false,
-            Some(entry) if entry.status == LedgerStatus::Owned => true,
-            Some(entry) => match found {
-                Some(route) if route.target == entry.target => {
-                    out.ledger_fixes.push(LedgerFix::Record {
-                        key: key.clone(),
-                        target: route.target.clone(),
-                    });
-                    true
-                }
-                Some(_) => {
-                    out.ledger_fixes.push(LedgerFix::Drop {
-                        key: key.clone(),
-                        why: DropReason::TakenOver,
-                    });
-                    false
-                }
-                None => {
-                    if want.is_none() {
-                        out.ledger_fixes.push(LedgerFix::Drop {
-                            key: key.clone(),
-                            why: DropReason::IntentNeverApplied,
-                        });
-                    }
-                    // Still desired: the create below rewrites the intent.
-                    false
-                }
-            },
-        };
-
-        match (want, found) {
-            (Some(target), None) => match others.get(key) {
-                Some(holder) => {
-                    out.conflicts.push(Conflict {
-                        key: key.clone(),
-                        wanted: target.clone(),
-                        held_by: holder.target.clone(),
-                        held_by_origin: holder.origin,
-                    });
-                    // Our route is gone and cannot come back while the
-                    // destination is held: keep no phantom entry.
-                    if let Some(entry) = ledger.get(key) {
-                        out.ledger_fixes.push(LedgerFix::Drop {
-                            key: key.clone(),
-                            why: match entry.status {
-                                LedgerStatus::Owned => DropReason::RouteGone,
-                                LedgerStatus::Pending => DropReason::IntentNeverApplied,
-                            },
-                        });
-                    }
-                }
-                None => out.changes.push(Change {
-                    key: key.clone(),
-                    op: ChangeOp::Create,
-                    target: target.clone(),
-                    previous: None,
-                    reason: if owned {
-                        ChangeReason::OwnedRouteDeleted
-                    } else {
-                        ChangeReason::Missing
-                    },
-                }),
-            },
-            (Some(target), Some(route)) if owned => {
-                let reason = if &route.target != target {
-                    Some(ChangeReason::Drifted {
-                        from: route.target.clone(),
-                    })
-                } else if route.state == RouteState::Blackhole {
-                    Some(ChangeReason::Blackhole)
-                } else {
-                    if ledger.get(key).is_some_and(|e| &e.target != target) {
-                        out.ledger_fixes.push(LedgerFix::Record {
-                            key: key.clone(),
-                            target: target.clone(),
-                        });
-                    }
-                    None
-                };
-                if let Some(reason) = reason {
-                    out.changes.push(Change {
-                        key: key.clone(),
-                        op: ChangeOp::Replace,
-                        target: target.clone(),
-                        previous: Some(route.target.clone()),
-                        reason,
-                    });
-                }
+        if let Some(slot) = slots.get_mut(&route.key) {
+            match route.origin {
+                RouteOrigin::Static => slot.found = Some(route),
+                RouteOrigin::Propagated | RouteOrigin::Local => slot.other = Some(route),
             }
-            (Some(target), Some(route)) => {
-                if &route.target == target && route.state == RouteState::Active {
-                    out.satisfied_by_foreign.push(key.clone());
-                } else {
-                    out.conflicts.push(Conflict {
-                        key: key.clone(),
-                        wanted: target.clone(),
-                        held_by: route.target.clone(),
-                        held_by_origin: route.origin,
-                    });
-                }
-            }
-            (None, Some(route)) if owned => {
-                let recorded = ledger.get(key).map(|e| &e.target);
-                if recorded == Some(&route.target) {
-                    out.changes.push(Change {
-                        key: key.clone(),
-                        op: ChangeOp::Delete,
-                        target: route.target.clone(),
-                        previous: None,
-                        reason: ChangeReason::NoLongerDesired,
-                    });
-                } else {
-                    out.ledger_fixes.push(LedgerFix::Drop {
-                        key: key.clone(),
-                        why: DropReason::TakenOver,
-                    });
-                }
-            }
-            (None, None) if owned => out.ledger_fixes.push(LedgerFix::Drop {
-                key: key.clone(),
-                why: DropReason::RouteGone,
-            }),
-            // Not desired and not ours: none of our business.
-            (None, _) => {}
         }
     }
-    for key in ambiguous {
-        if let Some(d) = desired.iter().find(|d| &d.key == key) {
+
+    let mut out = Plan::default();
+    for (key, slot) in slots {
+        if slot.ambiguous
+            && let Some(first) = slot.want
+        {
             out.conflicts.push(Conflict {
                 key: key.clone(),
-                wanted: d.target.clone(),
+                wanted: first.clone(),
                 held_by: RouteTarget::Other("ambiguous desired targets".to_owned()),
                 held_by_origin: RouteOrigin::Static,
             });
         }
+        let want = slot.want.filter(|_| !slot.ambiguous);
+        plan_key(key, want, slot.found, slot.other, slot.ledger, &mut out);
     }
     out.changes.sort();
     out.conflicts.sort();
     out.satisfied_by_foreign.sort();
     out.ledger_fixes.sort();
     out
+}
+
+/// The rules of [`plan`] for one destination of one table.
+fn plan_key(
+    key: &RouteKey,
+    want: Option<&RouteTarget>,
+    found: Option<&Route>,
+    other: Option<&Route>,
+    entry: Option<&LedgerEntry>,
+    out: &mut Plan,
+) {
+    let owned = match entry {
+        None => false,
+        Some(entry) if entry.status == LedgerStatus::Owned => true,
+        Some(entry) => match found {
+            Some(route) if route.target == entry.target => {
+                out.ledger_fixes.push(LedgerFix::Record {
+                    key: key.clone(),
+                    target: route.target.clone(),
+                });
+                true
+            }
+            Some(_) => {
+                out.ledger_fixes.push(LedgerFix::Drop {
+                    key: key.clone(),
+                    why: DropReason::TakenOver,
+                });
+                false
+            }
+            None => {
+                if want.is_none() {
+                    out.ledger_fixes.push(LedgerFix::Drop {
+                        key: key.clone(),
+                        why: DropReason::IntentNeverApplied,
+                    });
+                }
+                // Still desired: the create below rewrites the intent.
+                false
+            }
+        },
+    };
+
+    match (want, found) {
+        (Some(target), None) => match other {
+            Some(holder) => {
+                out.conflicts.push(Conflict {
+                    key: key.clone(),
+                    wanted: target.clone(),
+                    held_by: holder.target.clone(),
+                    held_by_origin: holder.origin,
+                });
+                // Our route is gone and cannot come back while the
+                // destination is held: keep no phantom entry.
+                if let Some(entry) = entry {
+                    out.ledger_fixes.push(LedgerFix::Drop {
+                        key: key.clone(),
+                        why: match entry.status {
+                            LedgerStatus::Owned => DropReason::RouteGone,
+                            LedgerStatus::Pending => DropReason::IntentNeverApplied,
+                        },
+                    });
+                }
+            }
+            None => out.changes.push(Change {
+                key: key.clone(),
+                op: ChangeOp::Create,
+                target: target.clone(),
+                previous: None,
+                reason: if owned {
+                    ChangeReason::OwnedRouteDeleted
+                } else {
+                    ChangeReason::Missing
+                },
+            }),
+        },
+        (Some(target), Some(route)) if owned => {
+            let reason = if &route.target != target {
+                Some(ChangeReason::Drifted {
+                    from: route.target.clone(),
+                })
+            } else if route.state == RouteState::Blackhole {
+                Some(ChangeReason::Blackhole)
+            } else {
+                if entry.is_some_and(|e| &e.target != target) {
+                    out.ledger_fixes.push(LedgerFix::Record {
+                        key: key.clone(),
+                        target: target.clone(),
+                    });
+                }
+                None
+            };
+            if let Some(reason) = reason {
+                out.changes.push(Change {
+                    key: key.clone(),
+                    op: ChangeOp::Replace,
+                    target: target.clone(),
+                    previous: Some(route.target.clone()),
+                    reason,
+                });
+            }
+        }
+        (Some(target), Some(route)) => {
+            if &route.target == target && route.state == RouteState::Active {
+                out.satisfied_by_foreign.push(key.clone());
+            } else {
+                out.conflicts.push(Conflict {
+                    key: key.clone(),
+                    wanted: target.clone(),
+                    held_by: route.target.clone(),
+                    held_by_origin: route.origin,
+                });
+            }
+        }
+        (None, Some(route)) if owned => {
+            let recorded = entry.map(|e| &e.target);
+            if recorded == Some(&route.target) {
+                out.changes.push(Change {
+                    key: key.clone(),
+                    op: ChangeOp::Delete,
+                    target: route.target.clone(),
+                    previous: None,
+                    reason: ChangeReason::NoLongerDesired,
+                });
+            } else {
+                out.ledger_fixes.push(LedgerFix::Drop {
+                    key: key.clone(),
+                    why: DropReason::TakenOver,
+                });
+            }
+        }
+        (None, None) if owned => out.ledger_fixes.push(LedgerFix::Drop {
+            key: key.clone(),
+            why: DropReason::RouteGone,
+        }),
+        // Not desired and not ours: none of our business.
+        (None, _) => {}
+    }
 }
 
 /// Applies a plan to a model of a table set, as AWS would: what the world
@@ -512,6 +550,7 @@ mod tests {
     use super::*;
     use crate::model::{Region, RouteTableRef, TableKind};
     use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
     fn table(n: usize) -> RouteTableRef {
         RouteTableRef {

@@ -38,7 +38,9 @@ c. ``patch_search_transit_gateway_routes`` - moto crashed (HTTP 500) on
    is ``InvalidParameterValue``. Like AWS: ``MaxResults`` 5..1000, default
    1000, at most that many routes, ``AdditionalRoutesAvailable=true`` when
    more matched, and no NextToken. Routes are sorted by destination
-   (numerically, IPv4 before IPv6).
+   (numerically, IPv4 before IPv6). AWS does not say which routes a
+   truncated answer holds; this one holds the most specific, so the broad
+   routes (0.0.0.0/0, a reader's split prefix) are left out of it.
 d. ``patch_attachment_kinds_and_peering_sides`` -
    DescribeTransitGatewayVpcAttachments returned every kind of attachment
    and DescribeTransitGatewayPeeringAttachments too; each now lists its own
@@ -794,7 +796,14 @@ def patch_search_transit_gateway_routes() -> None:
                     f"Expecting a value between {SEARCH_MIN_RESULTS} and {SEARCH_MAX_RESULTS}."
                 )
         routes = _filter_tgw_routes(effective_tgw_routes(self, table), filters or {})
-        return routes[:limit], len(routes) > limit
+        if len(routes) <= limit:
+            return routes, False
+        # AWS does not say which routes a truncated answer holds. Keep the
+        # most specific ones, so the broad routes (a default route, the very
+        # prefix a reader splits a search at) are the ones left out: a
+        # reader that counts on seeing them in a truncated answer is caught.
+        kept = sorted(routes, key=lambda r: -_network(r["DestinationCidrBlock"]).prefixlen)[:limit]
+        return [r for r in routes if any(r is k for k in kept)], True
 
     _patch(TransitGatewayRouteTableBackend, "search_transit_gateway_routes", search_transit_gateway_routes)
 

@@ -315,6 +315,25 @@ def test_c_default_cap_is_1000_routes(emu: Emulator) -> None:
     assert out["Routes"][-1]["DestinationCidrBlock"] == "10.3.231.0/24"  # 999th in numeric order
 
 
+def test_c_a_truncated_answer_leaves_out_the_broad_routes(emu: Emulator) -> None:
+    # Which routes a truncated answer holds is unspecified; the emulator keeps
+    # the most specific, so a reader must search for the broad ones itself.
+    ec2 = emu.ec2()
+    table = make_tgw(ec2)["Options"]["AssociationDefaultRouteTableId"]
+    for cidr in ["0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/13", "10.0.0.0/25"]:
+        ec2.create_transit_gateway_route(TransitGatewayRouteTableId=table, DestinationCidrBlock=cidr, Blackhole=True)
+    for i in range(7):
+        ec2.create_transit_gateway_route(
+            TransitGatewayRouteTableId=table, DestinationCidrBlock=f"10.{i}.0.0/16", Blackhole=True
+        )
+    out = search(ec2, table, MaxResults=5)
+    assert out["AdditionalRoutesAvailable"] is True
+    assert cidrs(out["Routes"]) == ["10.0.0.0/16", "10.0.0.0/25", "10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16"]
+    out = search(ec2, table, MaxResults=11)
+    assert out["AdditionalRoutesAvailable"] is False
+    assert cidrs(out["Routes"])[:3] == ["0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/13"]
+
+
 @pytest.fixture
 def filter_table(server: Emulator) -> dict[str, Any]:
     """A TGW route table with static routes only: to VPC attachment X (vpc A),

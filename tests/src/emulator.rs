@@ -235,6 +235,13 @@ impl Emulator {
         Ok(Calls(calls))
     }
 
+    /// The calls since the last reset, in arrival order, one object each
+    /// (`seq`, `service`, `action`, `region`, `mutating`, `outcome`…).
+    pub async fn call_log(&self) -> anyhow::Result<Vec<Value>> {
+        let v = self.control("GET", "/_lbgp/calls?detail=1", None).await?;
+        Ok(serde_json::from_value(v).context("call log")?)
+    }
+
     /// Zeroes the call counts.
     pub async fn reset_calls(&self) -> anyhow::Result<()> {
         self.control("POST", "/_lbgp/calls/reset", Some(&Value::Null))

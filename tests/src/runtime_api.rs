@@ -38,6 +38,9 @@ struct Shared {
 /// A function binary running under the local Runtime API.
 pub struct LocalLambda {
     child: Child,
+    /// Its stdout and stderr, read as they come: a pipe nobody reads fills
+    /// at 64 KiB and blocks the function's next log line.
+    output: [tokio::task::JoinHandle<Vec<u8>>; 2],
     shared: Arc<Shared>,
     sender: mpsc::Sender<(String, Value)>,
     next_id: u64,
@@ -73,7 +76,7 @@ impl LocalLambda {
             .unwrap_or("function")
             .to_owned();
         let started = Instant::now();
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .envs(env)
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &name)
@@ -87,12 +90,17 @@ impl LocalLambda {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
+        let output = [
+            drain(child.stdout.take().context("stdout is piped")?),
+            drain(child.stderr.take().context("stderr is piped")?),
+        ];
         let polled = tokio::time::timeout(Duration::from_secs(30), first_rx)
             .await
             .context("the function did not poll the Runtime API within 30 s")?
             .context("runtime API closed")?;
         Ok(LocalLambda {
             child,
+            output,
             shared,
             sender,
             next_id: 0,
@@ -121,13 +129,24 @@ impl LocalLambda {
     /// stopping it.
     pub async fn stop(mut self) -> anyhow::Result<String> {
         let _ = self.child.start_kill();
-        let out = self.child.wait_with_output().await?;
+        self.child.wait().await?;
+        let [stdout, stderr] = self.output;
+        let (stdout, stderr) = (stdout.await?, stderr.await?);
         Ok(format!(
             "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
         ))
     }
+}
+
+/// Reads a child's pipe to its end in the background.
+fn drain(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> tokio::task::JoinHandle<Vec<u8>> {
+    tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await;
+        bytes
+    })
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

@@ -18,8 +18,8 @@ use lbgp_aws::notify::Notifier;
 use lbgp_aws::store::{Acquired, Fence, Released};
 use lbgp_core::plan::DropReason;
 use lbgp_core::{
-    ChangeOp, ChangeReason, DesiredRoute, LedgerEntry, LedgerFix, LedgerStatus, Region, Route, RouteKey,
-    RouteOrigin, RouteState, RouteTableRef, RouteTarget, TableKind, plan,
+    ChangeOp, ChangeReason, Cidr, DesiredRoute, LedgerEntry, LedgerFix, LedgerStatus, OwnershipLedger,
+    Region, Route, RouteKey, RouteOrigin, RouteState, RouteTableRef, RouteTarget, TableKind, plan,
 };
 use lbgp_tests::fixtures::{
     TestEnv, accept_peering, attach, create_route_table, create_tgw, create_vpc, peer, tgw_route_tables,
@@ -671,6 +671,49 @@ async fn a_tgw_table_of_more_than_1000_routes_is_split_and_read_completely() {
         .map(|r| r.route.key.destination.to_string())
         .collect();
     assert_eq!(propagated, vec!["172.31.0.0/16".to_owned()]);
+
+    // A caller that says what the table holds starts at the right searches
+    // and makes fewer; one whose expectations are wrong still reads it all.
+    let destinations = |routes: &[lbgp_aws::ec2::TgwRoute]| -> BTreeSet<String> {
+        routes
+            .iter()
+            .map(|r| r.route.key.destination.to_string())
+            .collect()
+    };
+    let everything = destinations(&routes);
+    let accurate: Vec<Cidr> = statics.keys().map(|c| c.parse().unwrap()).collect();
+    let elsewhere: Vec<Cidr> = (0..2000u32)
+        .map(|i| format!("172.{}.{}.0/24", 16 + i / 256, i % 256).parse().unwrap())
+        .collect();
+    for (expected, fewer) in [
+        (&accurate, true),
+        (&elsewhere, false),
+        (&accurate[..3].to_vec(), false),
+    ] {
+        env.emulator.reset_calls().await.unwrap();
+        let read = ec2(&aws, B).tgw_routes_expecting(&rtb, expected).await.unwrap();
+        let calls = env
+            .emulator
+            .calls()
+            .await
+            .unwrap()
+            .count("ec2", "SearchTransitGatewayRoutes");
+        let got = destinations(&read);
+        let missing: Vec<&String> = everything.difference(&got).collect();
+        let extra: Vec<&String> = got.difference(&everything).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "expecting {} routes: missing {missing:?}, extra {extra:?}",
+            expected.len()
+        );
+        assert_eq!(read.len(), routes.len(), "duplicated routes");
+        if fewer {
+            assert!(
+                calls < searches,
+                "{calls} searches with the table known, {searches} without"
+            );
+        }
+    }
 }
 
 #[tokio::test]
@@ -914,6 +957,68 @@ async fn tgw_route_writes_are_tolerant() {
 }
 
 // ------------------------------------------------------- ledger and lease
+
+/// Each region's writes go through their own queue: a region waiting on its
+/// token bucket never holds up another.
+#[tokio::test]
+async fn regions_are_written_side_by_side() {
+    let env = TestEnv::new(&REGIONS).await.unwrap();
+    // Burst 1, then 4 per second: every region's second write waits 250 ms.
+    let common = env
+        .config(&[
+            ("LBGP_REGIONS", &REGIONS.join(",")),
+            ("LBGP_EC2_WRITE_BURST", "1"),
+            ("LBGP_EC2_WRITE_RATE", "4"),
+        ])
+        .common()
+        .unwrap();
+    let aws = env.aws(&common).unwrap();
+    let owner = Owner {
+        function: FUNCTION,
+        mesh: MESH,
+    };
+    let mut desired = Vec::new();
+    for (n, r) in REGIONS.into_iter().enumerate() {
+        let client = env.ec2(r);
+        let (vpc, _, _) = create_vpc(&client, &format!("10.{n}.0.0/16")).await.unwrap();
+        let rtb = create_route_table(&client, &vpc, &[]).await.unwrap();
+        let tgw = create_tgw(&client, Some(MESH)).await.unwrap();
+        for dest in ["172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"] {
+            desired.push(DesiredRoute {
+                key: vpc_key(r, &rtb, dest),
+                target: RouteTarget::TransitGateway(tgw.clone()),
+            });
+        }
+    }
+    let p = plan(&desired, &[], &OwnershipLedger::new());
+    assert_eq!(p.changes.len(), 3 * REGIONS.len());
+    let Acquired::Held(fence) = aws.store.acquire(FUNCTION, MESH, "run-1", 180).await.unwrap() else {
+        panic!("lease not taken")
+    };
+    env.emulator.reset_calls().await.unwrap();
+    let report = apply_plan(&aws, &fence, owner, &p).await;
+    assert!(
+        report.errors.is_empty() && report.applied.len() == p.changes.len(),
+        "{report:?}"
+    );
+    // Plan order is region by region; one queue for all would send a
+    // region's first write only after the previous region's last.
+    let creates: Vec<String> = env
+        .emulator
+        .call_log()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "CreateRoute")
+        .map(|c| c["region"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let first_round: BTreeSet<&str> = creates[..REGIONS.len()].iter().map(String::as_str).collect();
+    assert_eq!(
+        first_round,
+        BTreeSet::from(REGIONS),
+        "every region's first write went out before any region's second: {creates:?}"
+    );
+}
 
 /// A route that was in the ledger when the "crash" happened.
 #[tokio::test]

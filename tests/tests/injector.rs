@@ -529,7 +529,11 @@ async fn the_binary_serves_invocations_through_the_runtime_api() {
     vars.insert("AWS_REGION".into(), fixtures::HOME.into());
     vars.insert("AWS_ACCESS_KEY_ID".into(), "testing".into());
     vars.insert("AWS_SECRET_ACCESS_KEY".into(), "testing".into());
+    // Debug logs (the SDK's too) fill far more than a pipe's 64 KiB: the
+    // function must keep serving while they are written.
+    vars.insert("RUST_LOG".into(), "debug".into());
     let mut lambda = LocalLambda::start(&binary, &vars).await.unwrap();
+    vars.remove("RUST_LOG");
     let Outcome::Response(dry) = lambda.invoke(json!({"dry_run": true})).await.unwrap() else {
         panic!("dry run failed")
     };
@@ -545,6 +549,7 @@ async fn the_binary_serves_invocations_through_the_runtime_api() {
     assert_eq!(changes(&applied), changes(&dry));
     assert_converged(&env, &mesh).await;
     let logs = lambda.stop().await.unwrap();
+    assert!(logs.len() > 64 * 1024, "only {} bytes of debug logs", logs.len());
     let decision = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

@@ -16,10 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use futures::future::join_all;
-use futures::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
 use lbgp_aws::Error;
-use lbgp_aws::apply::WRITE_CONCURRENCY;
+use lbgp_aws::apply::write_per_region;
 use lbgp_aws::context::Aws;
 use lbgp_aws::ec2::{Instance, RouteTableQuery, StatusChecks, WriteOutcome};
 use lbgp_aws::runtime::{InvokeError, LEASE_TTL_SECS, MAX_PASSES, uuid_like};
@@ -312,13 +311,17 @@ impl Watcher {
         // Which groups: a cheap read of the router instances per region.
         let found = join_all(regions.iter().map(|r| discover(aws, r, &focus))).await;
         let mut runs: Vec<GroupRun> = Vec::new();
+        let mut seen: BTreeMap<Region, Vec<Instance>> = BTreeMap::new();
         for (region, result) in regions.iter().zip(found) {
             match result {
-                Ok(groups) => runs.extend(
-                    groups
-                        .into_iter()
-                        .map(|(name, vpc)| GroupRun::new(region.clone(), name, vpc)),
-                ),
+                Ok((groups, instances)) => {
+                    runs.extend(
+                        groups
+                            .into_iter()
+                            .map(|(name, vpc)| GroupRun::new(region.clone(), name, vpc)),
+                    );
+                    seen.insert(region.clone(), instances);
+                }
                 Err(e) => {
                     tracing::error!(region = %region, error = %e, "region could not be read; its groups are left as they are");
                     response.errors.push(ErrorReport {
@@ -387,9 +390,11 @@ impl Watcher {
             }
         }
 
-        let views = observe_regions(aws, &runs, dry_run).await;
+        let (views, states) = futures::join!(
+            observe_regions(aws, &runs, dry_run, &seen),
+            join_all(runs.iter().map(|r| load_state(aws, r)))
+        );
         let now = aws.store.clock().now();
-        let states = join_all(runs.iter().map(|r| load_state(aws, r))).await;
         for (run, state) in runs.iter_mut().zip(states) {
             match state {
                 Ok((state, warning)) => {
@@ -606,7 +611,7 @@ impl Watcher {
     /// the group is gone.
     async fn reevaluate(&self, aws: &Aws, run: &GroupRun, force: bool) -> Result<Option<Decision>, String> {
         let names = BTreeSet::from([run.name.clone()]);
-        let view = observe(aws, &run.region, &names)
+        let view = observe(aws, &run.region, &names, &[])
             .await
             .map_err(|e| e.to_string())?;
         let Some(group) = view.groups.iter().find(|g| g.name == run.name) else {
@@ -647,8 +652,12 @@ fn record(run: &mut GroupRun, decision: Decision, first: bool) {
     }
 }
 
-/// Finds the groups a run looks at in one region: `(name, vpc)`.
-async fn discover(aws: &Aws, region: &Region, focus: &Focus) -> Result<Vec<(String, Option<String>)>, Error> {
+/// What discovery found in one region: the groups a run looks at, as
+/// `(name, vpc)`, and the group members it read on the way.
+type Discovered = (Vec<(String, Option<String>)>, Vec<Instance>);
+
+/// Finds the groups a run looks at in one region.
+async fn discover(aws: &Aws, region: &Region, focus: &Focus) -> Result<Discovered, Error> {
     let ec2 = aws.ec2(region)?;
     let instances = ec2.failover_instances().await?;
     let all: Vec<InstanceFacts> = instances.iter().map(|i| facts(i, None)).collect();
@@ -660,12 +669,12 @@ async fn discover(aws: &Aws, region: &Region, focus: &Focus) -> Result<Vec<(Stri
                 .await?;
             match tables.into_iter().next() {
                 Some(t) => Some(t.vpc_id),
-                None => return Ok(vec![]),
+                None => return Ok((vec![], instances)),
             }
         }
         _ => None,
     };
-    Ok(groups
+    let groups = groups
         .into_iter()
         .filter(|g| match focus {
             Focus::All | Focus::Table(None) => true,
@@ -680,7 +689,8 @@ async fn discover(aws: &Aws, region: &Region, focus: &Focus) -> Result<Vec<(Stri
             let vpc = g.vpc().ok().flatten();
             (g.name, vpc)
         })
-        .collect())
+        .collect();
+    Ok((groups, instances))
 }
 
 /// Reads the regions of the groups this run decides, after their leases.
@@ -688,6 +698,7 @@ async fn observe_regions(
     aws: &Aws,
     runs: &[GroupRun],
     dry_run: bool,
+    seen: &BTreeMap<Region, Vec<Instance>>,
 ) -> BTreeMap<Region, Result<RegionView, String>> {
     let mut wanted: BTreeMap<Region, BTreeSet<String>> = BTreeMap::new();
     for run in runs.iter().filter(|r| dry_run || r.fence.is_some()) {
@@ -696,7 +707,11 @@ async fn observe_regions(
             .or_default()
             .insert(run.name.clone());
     }
-    let views = join_all(wanted.iter().map(|(region, names)| observe(aws, region, names))).await;
+    let views = join_all(wanted.iter().map(|(region, names)| {
+        let known = seen.get(region).map_or(&[][..], Vec::as_slice);
+        observe(aws, region, names, known)
+    }))
+    .await;
     wanted
         .into_keys()
         .zip(views)
@@ -710,31 +725,90 @@ async fn observe_regions(
         .collect()
 }
 
+/// The members of the named groups in a list of instances: their ids, their
+/// VPCs, and whether any group places routes by zone.
+struct Members<'a> {
+    ids: BTreeSet<&'a str>,
+    vpcs: BTreeSet<&'a str>,
+    by_zone: bool,
+}
+
+impl<'a> Members<'a> {
+    fn of(instances: &'a [Instance], names: &BTreeSet<String>) -> Members<'a> {
+        let members: Vec<&Instance> = instances
+            .iter()
+            .filter(|i| group_name(i).is_some_and(|n| names.contains(n)))
+            .collect();
+        let facts: Vec<InstanceFacts> = members.iter().map(|i| facts(i, None)).collect();
+        Members {
+            ids: members.iter().map(|i| i.id.as_str()).collect(),
+            vpcs: members.iter().filter_map(|i| i.vpc_id.as_deref()).collect(),
+            by_zone: groups_from_instances(&facts)
+                .iter()
+                .any(|g| g.mode == FailoverMode::Az),
+        }
+    }
+}
+
 /// Members with their status checks, and every route table of their VPCs.
-async fn observe(aws: &Aws, region: &Region, names: &BTreeSet<String>) -> Result<RegionView, Error> {
+///
+/// The reads that depend on the members (status checks, route tables, subnet
+/// zones) go out together with the fresh read of the members, for the
+/// members in `known` (what discovery read a moment earlier); whatever the
+/// fresh read shows that `known` did not have is read after it. So a
+/// failover waits for one round trip of reads here, not three, and still
+/// decides on members read after its lease.
+async fn observe(
+    aws: &Aws,
+    region: &Region,
+    names: &BTreeSet<String>,
+    known: &[Instance],
+) -> Result<RegionView, Error> {
     let ec2 = aws.ec2(region)?;
-    let instances: Vec<Instance> = ec2
-        .failover_instances()
-        .await?
+    let guess = Members::of(known, names);
+    let guessed_ids: Vec<&str> = guess.ids.iter().copied().collect();
+    let guessed_vpcs: Vec<&str> = guess.vpcs.iter().copied().collect();
+    let (instances, mut checks, mut tables, mut zones) = futures::try_join!(
+        ec2.failover_instances(),
+        ec2.status_checks(&guessed_ids),
+        ec2.vpc_route_tables(RouteTableQuery::Vpcs(&guessed_vpcs)),
+        async {
+            if guess.by_zone {
+                ec2.vpc_subnet_zones(&guessed_vpcs).await
+            } else {
+                Ok(BTreeMap::new())
+            }
+        },
+    )?;
+    let instances: Vec<Instance> = instances
         .into_iter()
         .filter(|i| group_name(i).is_some_and(|n| names.contains(n)))
         .collect();
-    let ids: Vec<&str> = instances.iter().map(|i| i.id.as_str()).collect();
-    let checks = ec2.status_checks(&ids).await?;
-    let all: Vec<InstanceFacts> = instances.iter().map(|i| facts(i, checks.get(&i.id))).collect();
-    let groups = groups_from_instances(&all);
-    let vpcs: BTreeSet<&str> = instances.iter().filter_map(|i| i.vpc_id.as_deref()).collect();
-    let vpcs: Vec<&str> = vpcs.into_iter().collect();
-    let tables = ec2.vpc_route_tables(RouteTableQuery::Vpcs(&vpcs)).await?;
-    let zones = if groups.iter().any(|g| g.mode == FailoverMode::Az) {
-        let subnets: BTreeSet<&str> = tables
+    let fresh = Members::of(&instances, names);
+
+    let new_ids: Vec<&str> = fresh.ids.difference(&guess.ids).copied().collect();
+    let new_vpcs: Vec<&str> = fresh.vpcs.difference(&guess.vpcs).copied().collect();
+    let (more_checks, more_tables) = futures::try_join!(
+        ec2.status_checks(&new_ids),
+        ec2.vpc_route_tables(RouteTableQuery::Vpcs(&new_vpcs)),
+    )?;
+    checks.extend(more_checks);
+    tables.extend(more_tables);
+    // Only the tables of the members' VPCs now: a VPC that lost its last
+    // member since discovery is none of this run's business.
+    tables.retain(|t| fresh.vpcs.contains(t.vpc_id.as_str()));
+    if fresh.by_zone {
+        let unknown: BTreeSet<&str> = tables
             .iter()
             .flat_map(|t| t.subnet_ids.iter().map(String::as_str))
+            .filter(|s| !zones.contains_key(*s))
             .collect();
-        ec2.subnet_zones(&subnets.into_iter().collect::<Vec<_>>()).await?
-    } else {
-        BTreeMap::new()
-    };
+        let more_zones = ec2.subnet_zones(&unknown.into_iter().collect::<Vec<_>>()).await?;
+        zones.extend(more_zones);
+    }
+
+    let all: Vec<InstanceFacts> = instances.iter().map(|i| facts(i, checks.get(&i.id))).collect();
+    let groups = groups_from_instances(&all);
     let tables = tables
         .into_iter()
         .map(|t| GroupTable {
@@ -775,19 +849,17 @@ async fn load_state(aws: &Aws, run: &GroupRun) -> Result<(GroupState, Option<Str
     }
 }
 
-/// One `ReplaceRoute` per move, every table concurrently; the per-region
-/// token bucket keeps the pace within EC2's limits.
+/// One `ReplaceRoute` per move, every table concurrently: a burst's worth in
+/// flight per region, the token bucket keeping the pace within EC2's limits.
 async fn repoint(aws: &Aws, moves: &[Change]) -> (Vec<Change>, Vec<ErrorReport>, Vec<SkipReport>) {
-    let outcomes: Vec<(Change, Result<WriteOutcome, Error>)> = stream::iter(moves.iter().cloned())
-        .map(|change| async move {
+    let outcomes: Vec<(Change, Result<WriteOutcome, Error>)> =
+        write_per_region(aws, moves, |change| async move {
             let result = match aws.ec2(&change.key.table.region) {
                 Ok(ec2) => ec2.replace_route(&change.key, &change.target).await,
                 Err(e) => Err(e),
             };
-            (change, result)
+            (change.clone(), result)
         })
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .collect()
         .await;
     let (mut applied, mut errors, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     for (change, result) in outcomes {

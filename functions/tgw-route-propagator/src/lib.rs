@@ -106,7 +106,22 @@ impl Propagator {
         let vpc_ids: BTreeSet<&str> = available.iter().map(|a| a.vpc_id.as_str()).collect();
         let vpc_ids: Vec<&str> = vpc_ids.into_iter().collect();
         let vpcs = ec2.vpcs(&vpc_ids).await?;
-        let table_routes = join_all(tables.iter().map(|t| ec2.tgw_routes(&t.id))).await;
+        // What each table should hold: the routes our ledger has there and
+        // the region's VPC CIDRs (propagated). It only shapes the searches;
+        // the read is complete whatever the table holds.
+        let vpc_cidrs: Vec<Cidr> = vpcs.iter().flat_map(|v| v.cidrs.iter().copied()).collect();
+        let mut expected: BTreeMap<&str, Vec<Cidr>> = BTreeMap::new();
+        for entry in ledger.iter().filter(|e| &e.key.table.region == region) {
+            expected
+                .entry(entry.key.table.id.as_str())
+                .or_insert_with(|| vpc_cidrs.clone())
+                .push(entry.key.destination);
+        }
+        let table_routes = join_all(tables.iter().map(|t| {
+            let expected = expected.get(t.id.as_str()).map_or(&vpc_cidrs[..], Vec::as_slice);
+            ec2.tgw_routes_expecting(&t.id, expected)
+        }))
+        .await;
         let mut routes_by_table: BTreeMap<String, Vec<TgwRoute>> = BTreeMap::new();
         for (table, routes) in tables.iter().zip(table_routes) {
             routes_by_table.insert(table.id.clone(), routes?);
