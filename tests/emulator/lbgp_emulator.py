@@ -28,7 +28,7 @@ Control endpoints, all under ``/_lbgp/`` (the SDKs never call those paths):
 * ``DELETE /_lbgp/faults``       clear it (so does ``POST`` with ``{}``)
 * ``GET /_lbgp/faults``          the configuration in force
 * ``GET /_lbgp/calls``           counts per service and action
-* ``GET /_lbgp/calls?detail=1``  the calls in order, with their outcome
+* ``GET /_lbgp/calls?detail=1``  the calls in order, with their outcome and answer time
 * ``POST /_lbgp/calls/reset``    zero the counts
 * ``POST /_lbgp/reset``          reset moto's state, the counts and the faults
 * ``GET /_lbgp/health``          ``ok``
@@ -439,6 +439,10 @@ class LbgpMiddleware:
                 "faulted": outcome != "ok",
                 "outcome": outcome,
                 "status": None,
+                # Wall-clock seconds when the answer was ready (after any
+                # injected latency): for "when was the last write
+                # acknowledged" measurements.
+                "answered_at": None,
             }
             self.detail.append(record)
             if len(self.detail) > MAX_CALL_DETAIL:
@@ -450,6 +454,7 @@ class LbgpMiddleware:
         if outcome in ("throttled", "5xx", "writes_failed"):
             code, headers, body = error_response(service, outcome)
             record["status"] = code
+            record["answered_at"] = time.time()
             start_response(_status_line(code), headers)
             return [body]
 
@@ -458,6 +463,7 @@ class LbgpMiddleware:
             code, headers, body = error_response(service, "lost")
             status = _status_line(code)
         record["status"] = int(status.split(" ", 1)[0])
+        record["answered_at"] = time.time()
         start_response(status, headers)
         return [body]
 

@@ -111,6 +111,8 @@ def test_counts_per_service_and_action(emu: Emulator, table: Any) -> None:
     ]
     assert detail[3]["region"] == REGIONS[2]
     assert all(c["outcome"] == "ok" and not c["faulted"] and c["status"] == 200 for c in detail)
+    answered = [c["answered_at"] for c in detail]
+    assert answered == sorted(answered) and answered[-1] <= time.time()
     assert [c["mutating"] for c in detail] == [False, False, True, False, True, True, False, True]
     assert emu.control("POST", "/_lbgp/calls/reset")[0] == 200
     assert emu.calls() == {}

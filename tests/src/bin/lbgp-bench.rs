@@ -1529,7 +1529,7 @@ async fn api_efficiency(_options: &Options) -> anyhow::Result<Section> {
         format!(
             "{expecting} calls vs least partition {partition} ({large_ratio:.2}×); {cold} knowing nothing; ⌈routes/1000⌉ = {pages}"
         ),
-        "≤ 1.2×",
+        "≤ 1.2× (stretch: beyond the issue's three scenarios)",
         Some(large_ratio <= 1.2),
     ));
     headlines.push(Headline::new(
@@ -2050,13 +2050,34 @@ struct FailoverCase {
 /// could do on the same scene.
 struct WatcherCase {
     routes: usize,
+    /// Invocation → response.
     took: f64,
+    /// Invocation → the emulator's answer to the last `ReplaceRoute`.
+    acked: f64,
     moved: usize,
     reads: u64,
     replaces: u64,
     /// The minimal client's event → last acknowledged `ReplaceRoute`.
     minimal: f64,
     minimal_reads: u64,
+}
+
+/// Milliseconds from `since` to the emulator's answer to the last
+/// `ReplaceRoute` in its call log (`answered_at`, wall clock, same machine).
+async fn last_replace_acked(env: &TestEnv, since: SystemTime) -> anyhow::Result<f64> {
+    let since = since.duration_since(SystemTime::UNIX_EPOCH)?.as_secs_f64();
+    let last = env
+        .emulator
+        .call_log()
+        .await?
+        .iter()
+        .filter(|c| c["action"] == "ReplaceRoute")
+        .filter_map(|c| c["answered_at"].as_f64())
+        .fold(f64::NAN, f64::max);
+    if last.is_nan() {
+        bail!("no ReplaceRoute in the emulator's call log");
+    }
+    Ok((last - since) * 1000.0)
 }
 
 fn failover_destination(k: usize) -> String {
@@ -2178,24 +2199,32 @@ async fn watcher_failover(routes: usize) -> anyhow::Result<WatcherCase> {
     failover_fixtures::stop(&ec2, &primary.instance).await?;
     let latency = json!({"latency_ms": FAILOVER_LATENCY_MS, "services": ["ec2"]});
 
-    // The minimal client first, then the routes back on the (stopped)
-    // primary, untimed, as the event found them.
-    env.emulator.set_faults(latency.clone()).await?;
-    env.emulator.reset_calls().await?;
-    let (minimal, minimal_moved) = minimal_failover(&env, &primary.instance).await?;
-    let minimal_reads = env.emulator.calls().await?.ec2_reads();
-    env.emulator.clear_faults().await?;
-    if minimal_moved != routes {
-        bail!("the minimal client moved {minimal_moved} of {routes} routes");
+    // The minimal client first, twice (the better run counts: its first
+    // run opens its connections), each time followed by the routes put back
+    // on the (stopped) primary, untimed, as the event found them.
+    let mut minimal = f64::INFINITY;
+    let mut minimal_reads = 0;
+    for _ in 0..2 {
+        env.emulator.set_faults(latency.clone()).await?;
+        env.emulator.reset_calls().await?;
+        let started = SystemTime::now();
+        let (_, moved) = minimal_failover(&env, &primary.instance).await?;
+        minimal = minimal.min(last_replace_acked(&env, started).await?);
+        minimal_reads = env.emulator.calls().await?.ec2_reads();
+        env.emulator.clear_faults().await?;
+        if moved != routes {
+            bail!("the minimal client moved {moved} of {routes} routes");
+        }
+        point_all_at(primary.eni.clone(), true).await?;
     }
-    point_all_at(primary.eni.clone(), true).await?;
 
     env.emulator.set_faults(latency).await?;
     env.emulator.reset_calls().await?;
     let event = failover_fixtures::state_change(FAILOVER_REGION, &primary.instance, "stopped");
-    let start = Instant::now();
+    let (start, started) = (Instant::now(), SystemTime::now());
     let response = invoke(event).await?;
     let took = start.elapsed();
+    let acked = last_replace_acked(&env, started).await?;
     let calls = env.emulator.calls().await?;
     env.emulator.clear_faults().await?;
     let moved = change_count(&response);
@@ -2209,10 +2238,11 @@ async fn watcher_failover(routes: usize) -> anyhow::Result<WatcherCase> {
     Ok(WatcherCase {
         routes,
         took: ms(took),
+        acked,
         moved,
         reads: calls.ec2_reads(),
         replaces: calls.count("ec2", "ReplaceRoute"),
-        minimal: ms(minimal),
+        minimal,
         minimal_reads,
     })
 }
@@ -2296,9 +2326,21 @@ async fn failover(options: &Options) -> anyhow::Result<Section> {
     env.emulator.clear_faults().await?;
     env.emulator.stop().await;
 
+    // Each scene measures the watcher and the minimal client side by side;
+    // the 50-route scene is short and noisy, so it runs three times and the
+    // scene with the median ratio is reported.
     let mut watcher = Vec::new();
-    for routes in [50, big] {
-        watcher.push(watcher_failover(routes).await?);
+    let mut small_ratios = Vec::new();
+    for (routes, scenes) in [(50, 3), (big, 1)] {
+        let mut runs = Vec::new();
+        for _ in 0..scenes {
+            runs.push(watcher_failover(routes).await?);
+        }
+        runs.sort_by(|a, b| (a.acked / a.minimal).total_cmp(&(b.acked / b.minimal)));
+        if scenes > 1 {
+            small_ratios = runs.iter().map(|w| w.acked / w.minimal).collect();
+        }
+        watcher.push(runs.swap_remove(runs.len() / 2));
     }
 
     let mut md = String::new();
@@ -2311,17 +2353,18 @@ async fn failover(options: &Options) -> anyhow::Result<Section> {
          (`LBGP_EC2_WRITE_BURST=50`, `LBGP_EC2_WRITE_RATE=5`; the bucket full, as for an idle \
          account). The scene: failover group `vpn` with a primary (priority 200) and a standby (100) \
          in one VPC, N routes to the primary's interface, 50 per route table. The primary is \
-         stopped, and its `EC2 Instance State-change Notification` (`stopped`) is handled; the clock \
-         runs from the invocation to its response, which comes after the last acknowledged \
-         `ReplaceRoute` (and the lease release and notification that follow it, on DynamoDB and SNS, \
-         which have no injected latency), so it is an upper bound of event → last acknowledged \
-         `ReplaceRoute`.\n\n\
+         stopped, and its `EC2 Instance State-change Notification` (`stopped`) is handled. \
+         *Event → last ack* runs from the invocation to the emulator's answer to the last \
+         `ReplaceRoute` (its call log records when each answer was ready, after the injected \
+         latency; one machine, one wall clock); *event → response* runs on to the invocation's \
+         response, after the state record, the lease release and the notification that follow the \
+         writes (on DynamoDB and SNS, which have no injected latency).\n\n\
          Two floors, side by side:\n\n\
          * **Minimal client** (measured in the same emulator, on the same scene, just before the \
-         watcher; the routes are then put back): the least any failover client can do after the \
+         watcher, the better of two runs; the routes are put back after each): the least any failover client can do after the \
          event — read the group's members (to learn their VPC), then that VPC's route tables and the \
          members' health together, then one `ReplaceRoute` per route, paced by EC2's bucket with a \
-         whole burst in flight. No lease, no state record, no notification, no logs. This is the \
+         whole burst in flight, timed the same way. No lease, no state record, no notification, no logs. This is the \
          floor EC2's bucket sets once the reads a decision cannot skip are counted, on this \
          emulator (moto answers one request at a time, so its queue is in both numbers); the \
          verdict is against it.\n\
@@ -2332,21 +2375,22 @@ async fn failover(options: &Options) -> anyhow::Result<Section> {
     );
     let _ = writeln!(
         md,
-        "| routes | event → response | minimal client | watcher / minimal | bucket only | watcher / bucket only | EC2 reads: watcher, minimal | ReplaceRoute calls | within 10% of the minimal client |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| routes | event → last ack | minimal client | watcher / minimal | bucket only | watcher / bucket only | event → response | EC2 reads: watcher, minimal | ReplaceRoute calls | within 10% of the minimal client |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for w in &watcher {
         let f = floor(w.routes);
-        let ratio = w.took / w.minimal;
+        let ratio = w.acked / w.minimal;
         let ok = ratio <= 1.10;
         let _ = writeln!(
             md,
-            "| {} | **{}** | {} | **{ratio:.2}×** | {} | {:.2}× | {}, {} | {} | {} |",
+            "| {} | **{}** | {} | **{ratio:.2}×** | {} | {:.2}× | {} | {}, {} | {} | {} |",
             w.routes,
-            human_ms(w.took),
+            human_ms(w.acked),
             human_ms(w.minimal),
             human_ms(f),
-            w.took / f,
+            w.acked / f,
+            human_ms(w.took),
             w.reads,
             w.minimal_reads,
             w.replaces,
@@ -2359,15 +2403,25 @@ async fn failover(options: &Options) -> anyhow::Result<Section> {
             format!("5. failover, {} routes: event → last ReplaceRoute", w.routes),
             format!(
                 "{} vs minimal client {} ({ratio:.2}×); bucket-only floor {} ({:.2}×)",
-                human_ms(w.took),
+                human_ms(w.acked),
                 human_ms(w.minimal),
                 human_ms(f),
-                w.took / f
+                w.acked / f
             ),
             "≤ 1.10× floor",
             Some(ok),
         ));
     }
+    let _ = writeln!(
+        md,
+        "\nThe 50-route row is the median of {} scenes by ratio (watcher / minimal: {}).\n",
+        small_ratios.len(),
+        small_ratios
+            .iter()
+            .map(|r| format!("{r:.2}×"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let _ = writeln!(
         md,
         "\n**The write path alone, 50 routes.** The same `ReplaceRoute`s without any reads: \
