@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, Tag};
+use futures::{StreamExt, TryStreamExt};
 use lbgp_core::{
     Cidr, Region, Route, RouteKey, RouteOrigin, RouteState, RouteTableRef, RouteTarget, TableKind,
 };
@@ -286,7 +287,8 @@ impl Ec2 {
     }
 
     /// How many writes to keep in flight in this region: what its token
-    /// bucket lets through at once, capped at [`MAX_WRITES_IN_FLIGHT`].
+    /// bucket lets through at once (`LBGP_EC2_WRITE_BURST`, also when pacing
+    /// is off), capped at [`MAX_WRITES_IN_FLIGHT`].
     pub fn writes_in_flight(&self) -> usize {
         self.writes.burst().clamp(1, MAX_WRITES_IN_FLIGHT)
     }
@@ -631,9 +633,10 @@ impl Ec2 {
     ///
     /// A split loses the routes whose prefix *equals* the split prefix (they
     /// are in neither half). Rather than one exact-match search per split,
-    /// one `route-search.supernet-of-match` per deepest split finds them all:
-    /// every split prefix is that prefix or one of its supernets, and no
-    /// prefix has more than 129 supernets, so those answers are complete.
+    /// one `route-search.supernet-of-match` just below each deepest split
+    /// finds them all: every split prefix is a supernet of it, and no prefix
+    /// has more than 129 supernets (at most two routes each, static and
+    /// propagated), so those answers are complete.
     pub async fn tgw_routes(&self, route_table_id: &str) -> Result<Vec<TgwRoute>, Error> {
         self.tgw_routes_expecting(route_table_id, &[]).await
     }
@@ -669,10 +672,16 @@ impl Ec2 {
             frontier.extend(planned.into_iter().map(Some));
         }
         while !frontier.is_empty() {
-            let answers = futures::future::try_join_all(frontier.iter().map(|scope| {
-                self.search_tgw_routes(route_table_id, scope.map(|s| ("route-search.subnet-of-match", s)))
-            }))
-            .await?;
+            let searches: Vec<_> = frontier
+                .iter()
+                .map(|scope| {
+                    self.search_tgw_routes(route_table_id, scope.map(|s| ("route-search.subnet-of-match", s)))
+                })
+                .collect();
+            let answers: Vec<_> = futures::stream::iter(searches)
+                .buffered(SEARCHES_IN_FLIGHT)
+                .try_collect()
+                .await?;
             let mut next = Vec::new();
             for (scope, answer) in frontier.into_iter().zip(answers) {
                 let Some((routes, truncated)) = answer else {
@@ -703,20 +712,39 @@ impl Ec2 {
             }
             frontier = next;
         }
-        // The deepest splits: those no other split lies inside.
-        let deepest: Vec<ipnet::IpNet> = splits
+        // The deepest splits: those no other split lies inside. Their
+        // supernet searches go one level below them, so every split prefix
+        // is a strict supernet of what is searched for: found whether or not
+        // AWS counts a prefix as a supernet of itself.
+        let below_deepest: Vec<ipnet::IpNet> = splits
             .iter()
             .filter(|s| !splits.iter().any(|other| other != *s && s.contains(other)))
-            .copied()
+            .filter_map(|s| split(*s).map(|[first, _]| first))
             .collect();
-        let answers = futures::future::try_join_all(deepest.iter().map(|scope| {
-            self.search_tgw_routes(route_table_id, Some(("route-search.supernet-of-match", *scope)))
-        }))
-        .await?;
-        for answer in answers {
-            let Some((routes, _)) = answer else {
+        let searches: Vec<_> = below_deepest
+            .iter()
+            .map(|scope| {
+                self.search_tgw_routes(route_table_id, Some(("route-search.supernet-of-match", *scope)))
+            })
+            .collect();
+        let answers: Vec<_> = futures::stream::iter(searches)
+            .buffered(SEARCHES_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        for (scope, answer) in below_deepest.iter().zip(answers) {
+            let Some((routes, truncated)) = answer else {
                 return Ok(vec![]);
             };
+            if truncated {
+                // At most two routes (static, propagated) per supernet: never.
+                return Err(Error::Unexpected {
+                    operation: "SearchTransitGatewayRoutes",
+                    region: self.region.to_string(),
+                    detail: format!(
+                        "{route_table_id}: the supernets of {scope} came back truncated; cannot read the table completely"
+                    ),
+                });
+            }
             seen.extend(
                 routes
                     .into_iter()
@@ -1086,6 +1114,10 @@ pub enum RouteTableQuery<'a> {
     /// These route tables.
     Ids(&'a [&'a str]),
 }
+
+/// SearchTransitGatewayRoutes calls one table read keeps in flight: the
+/// searches of one depth go out together, within EC2's request rate.
+pub const SEARCHES_IN_FLIGHT: usize = 8;
 
 /// Routes a search is planned for when the caller says what it expects: a
 /// fifth of the 1,000 a search answers is left for routes it did not expect.

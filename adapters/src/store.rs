@@ -11,13 +11,22 @@
 //!
 //! Every ledger and state write is a transaction with a condition check on
 //! the lease item: a run whose lease expired and was taken over cannot write.
+//!
+//! DynamoDB cancels a transaction that touches an item another ongoing
+//! transaction touches (`TransactionConflict`; a condition check counts),
+//! and refuses a plain write of such an item (`TransactionConflictException`).
+//! So a process sends the fenced writes of one lease one at a time, and any
+//! write that meets a conflict anyway (another invocation marking work
+//! pending on the lease) is sent again after a short pause.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use lbgp_core::{
     Cidr, LedgerEntry, LedgerStatus, OwnershipLedger, Region, RouteKey, RouteTableRef, RouteTarget, TableKind,
@@ -77,6 +86,9 @@ pub enum Released {
     WorkPending,
 }
 
+/// Attempts of a write that meets a transaction conflict.
+pub const CONFLICT_ATTEMPTS: u32 = 8;
+
 /// The lbgp table.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -84,6 +96,8 @@ pub struct Store {
     table: String,
     region: Region,
     clock: Arc<dyn Clock>,
+    /// One queue per lease item for the fenced transactions that check it.
+    fenced: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -100,6 +114,70 @@ fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<u64> {
     item.get(k)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
+}
+
+/// A plain write that met an ongoing transaction on its item.
+fn is_conflict<E: ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("TransactionConflictException")
+}
+
+/// The pause before attempt `attempt + 1` of a conflicting write: 10 ms
+/// doubling to 320 ms, plus up to 10 ms of jitter so writers drift apart.
+fn conflict_pause(attempt: u32) -> Duration {
+    let jitter = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 10_000_000)
+        .unwrap_or_default();
+    Duration::from_millis(10 << attempt.min(5)) + Duration::from_nanos(u64::from(jitter))
+}
+
+/// Sends a plain write again while it meets a transaction conflict.
+async fn retry_conflicts<T, E, F, Fut>(mut send: F) -> Result<T, SdkError<E>>
+where
+    E: ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E>>>,
+{
+    let mut attempt = 1;
+    loop {
+        match send().await {
+            Err(e) if is_conflict(&e) && attempt < CONFLICT_ATTEMPTS => {
+                tokio::time::sleep(conflict_pause(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Why a fenced transaction was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cancelled {
+    /// The lease check failed: the lease is not ours any more.
+    Fenced,
+    /// It met another transaction on one of its items: send it again.
+    Conflict,
+    /// Anything else (a condition of its own, validation…).
+    Other,
+}
+
+/// Reads the cancellation reasons of a fenced transaction (the lease check
+/// is its first item). Without reasons, a cancellation is taken as fenced:
+/// never write on when unsure of the lease.
+fn cancelled(e: &SdkError<TransactWriteItemsError>) -> Option<Cancelled> {
+    let TransactWriteItemsError::TransactionCanceledException(ex) = e.as_service_error()? else {
+        return None;
+    };
+    let codes: Vec<&str> = ex
+        .cancellation_reasons()
+        .iter()
+        .map(|r| r.code().unwrap_or("None"))
+        .collect();
+    Some(match codes.as_slice() {
+        [] | ["ConditionalCheckFailed", ..] => Cancelled::Fenced,
+        _ if codes.contains(&"TransactionConflict") => Cancelled::Conflict,
+        _ => Cancelled::Other,
+    })
 }
 
 fn is_condition_failure<E: ProvideErrorMetadata>(e: &E) -> bool {
@@ -139,6 +217,7 @@ impl Store {
             table: table.into(),
             region,
             clock,
+            fenced: Arc::default(),
         }
     }
 
@@ -180,20 +259,40 @@ impl Store {
     }
 
     async fn fenced_write(&self, fence: &Fence, write: TransactWriteItem) -> Result<(), Error> {
-        let result = self
+        let call = self
             .client
             .transact_write_items()
             .transact_items(self.fence_check(fence)?)
-            .transact_items(write)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(Error::Fenced {
-                scope: fence.lease_pk.clone(),
-                token: fence.token,
-            }),
-            Err(e) => Err(self.err("TransactWriteItems", e)),
+            .transact_items(write);
+        // One at a time per lease item: concurrent transactions checking the
+        // same lease would cancel each other.
+        let queue = {
+            let mut queues = self
+                .fenced
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            queues.entry(fence.lease_pk.clone()).or_default().clone()
+        };
+        let _turn = queue.lock().await;
+        let mut attempt = 1;
+        loop {
+            let result = call.clone().send().await;
+            let Err(e) = result else {
+                return Ok(());
+            };
+            match cancelled(&e) {
+                Some(Cancelled::Fenced) => {
+                    return Err(Error::Fenced {
+                        scope: fence.lease_pk.clone(),
+                        token: fence.token,
+                    });
+                }
+                Some(Cancelled::Conflict) if attempt < CONFLICT_ATTEMPTS => {
+                    tokio::time::sleep(conflict_pause(attempt)).await;
+                    attempt += 1;
+                }
+                _ => return Err(self.err("TransactWriteItems", e)),
+            }
         }
     }
 
@@ -211,7 +310,7 @@ impl Store {
     ) -> Result<Acquired, Error> {
         let pk = format!("lease#{function}#{scope}");
         let now = self.clock.now();
-        let result = self
+        let call = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -231,9 +330,8 @@ impl Store {
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        let result = retry_conflicts(|| call.clone().send()).await;
         match result {
             Ok(out) => {
                 let token =
@@ -252,7 +350,7 @@ impl Store {
             }
             Err(e) if is_condition_failure(&e) => {
                 // Held by someone else: ask them for one more pass.
-                let marked = self
+                let call = self
                     .client
                     .update_item()
                     .table_name(&self.table)
@@ -265,9 +363,8 @@ impl Store {
                     .expression_attribute_names("#expires", "expires_at")
                     .expression_attribute_values(":true", AttributeValue::Bool(true))
                     .expression_attribute_values(":now", n(now))
-                    .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-                    .send()
-                    .await;
+                    .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+                let marked = retry_conflicts(|| call.clone().send()).await;
                 match marked {
                     Ok(out) => Ok(Acquired::Busy {
                         holder: out
@@ -291,7 +388,7 @@ impl Store {
     /// case the mark is cleared, the lease kept, and [`Released::WorkPending`]
     /// returned so the caller runs once more.
     pub async fn release(&self, fence: &Fence) -> Result<Released, Error> {
-        let result = self
+        let call = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -308,14 +405,13 @@ impl Store {
             .expression_attribute_values(":me", s(&fence.holder))
             .expression_attribute_values(":token", n(fence.token))
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .send()
-            .await;
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        let result = retry_conflicts(|| call.clone().send()).await;
         match result {
             Ok(_) => Ok(Released::Done),
             Err(e) if is_condition_failure(&e) => {
                 // Either work is pending, or we lost the lease.
-                let cleared = self
+                let call = self
                     .client
                     .update_item()
                     .table_name(&self.table)
@@ -328,9 +424,8 @@ impl Store {
                     .expression_attribute_names("#pending", "pending")
                     .expression_attribute_values(":me", s(&fence.holder))
                     .expression_attribute_values(":token", n(fence.token))
-                    .expression_attribute_values(":false", AttributeValue::Bool(false))
-                    .send()
-                    .await;
+                    .expression_attribute_values(":false", AttributeValue::Bool(false));
+                let cleared = retry_conflicts(|| call.clone().send()).await;
                 match cleared {
                     Ok(_) => Ok(Released::WorkPending),
                     // Not ours any more. When nobody holds it, our own
@@ -373,7 +468,7 @@ impl Store {
 
     /// Extends the lease we hold.
     pub async fn renew(&self, fence: &Fence, ttl_secs: u64) -> Result<(), Error> {
-        let result = self
+        let call = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -386,9 +481,8 @@ impl Store {
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":me", s(&fence.holder))
             .expression_attribute_values(":token", n(fence.token))
-            .expression_attribute_values(":exp", n(self.clock.now() + ttl_secs))
-            .send()
-            .await;
+            .expression_attribute_values(":exp", n(self.clock.now() + ttl_secs));
+        let result = retry_conflicts(|| call.clone().send()).await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_condition_failure(&e) => Err(Error::Fenced {

@@ -294,8 +294,10 @@ struct Slot<'a> {
 /// of the regions it could read, say) without copying it first.
 ///
 /// Same rules and same output as [`plan`]: the ledger entries must have
-/// distinct keys (an [`OwnershipLedger`] guarantees it), and the plan does
-/// not depend on the order of any input.
+/// distinct keys (an [`OwnershipLedger`] guarantees it). The plan does not
+/// depend on the order of the inputs as the adapters produce them; where a
+/// caller repeats itself (two static routes at one destination, two
+/// targets desired for one), the last route and the first target count.
 pub fn plan_from_iter<'a>(
     desired: impl IntoIterator<Item = &'a DesiredRoute>,
     actual: impl IntoIterator<Item = &'a Route>,

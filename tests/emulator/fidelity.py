@@ -802,8 +802,8 @@ def patch_search_transit_gateway_routes() -> None:
         # most specific ones, so the broad routes (a default route, the very
         # prefix a reader splits a search at) are the ones left out: a
         # reader that counts on seeing them in a truncated answer is caught.
-        kept = sorted(routes, key=lambda r: -_network(r["DestinationCidrBlock"]).prefixlen)[:limit]
-        return [r for r in routes if any(r is k for k in kept)], True
+        kept = {id(r) for r in sorted(routes, key=lambda r: -_network(r["DestinationCidrBlock"]).prefixlen)[:limit]}
+        return [r for r in routes if id(r) in kept], True
 
     _patch(TransitGatewayRouteTableBackend, "search_transit_gateway_routes", search_transit_gateway_routes)
 

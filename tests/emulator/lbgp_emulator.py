@@ -276,6 +276,83 @@ def error_response(service: str, kind: str) -> tuple[int, list[tuple[str, str]],
     return status, headers, body
 
 
+ITEM_WRITES = ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem")
+
+
+def _key_attributes(region: str, table: str) -> tuple[str, ...]:
+    """The key attributes of ``table``, from moto's model (``pk``, ``sk`` when
+    it cannot be found, the schema of every lbgp table)."""
+    try:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        found = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].get_table(table)
+        return tuple(a for a in (found.hash_key_attr, found.range_key_attr) if a)
+    except Exception:
+        return ("pk", "sk")
+
+
+def item_keys(
+    action: str, body: bytes, key_attributes: Callable[[str], tuple[str, ...]]
+) -> list[tuple[str, str]]:
+    """(table, key) of each item a DynamoDB write touches, in request order;
+    ``key_attributes(table)`` names the key of a ``Put``'s item."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return []
+
+    def key_of(op: dict[str, Any]) -> tuple[str, str]:
+        table = str(op.get("TableName", ""))
+        key = op.get("Key")
+        if key is None:
+            item = op.get("Item") or {}
+            key = {a: item.get(a) for a in key_attributes(table)}
+        return table, json.dumps(key, sort_keys=True)
+
+    if action == "TransactWriteItems":
+        return [
+            key_of(op)
+            for entry in request.get("TransactItems") or []
+            for op in entry.values()
+            if isinstance(op, dict)
+        ]
+    return [key_of(request)]
+
+
+def conflict_response(busy: list[bool] | None) -> tuple[int, list[tuple[str, str]], bytes]:
+    """DynamoDB's answer to a write that met an ongoing transaction: for a
+    TransactWriteItems (``busy``: which items met one), a
+    ``TransactionCanceledException`` with a cancellation reason per item;
+    for a single-item write, ``TransactionConflictException``."""
+    if busy is None:
+        payload: dict[str, Any] = {
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+            "message": "Transaction is ongoing for the item",
+        }
+    else:
+        reasons = [
+            {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
+            if b
+            else {"Code": "None"}
+            for b in busy
+        ]
+        payload = {
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "message": "Transaction cancelled, please refer cancellation reasons for specific reasons ["
+            + ", ".join(r["Code"] for r in reasons)
+            + "]",
+            "CancellationReasons": reasons,
+        }
+    body = json.dumps(payload).encode()
+    headers = [
+        ("Content-Type", "application/x-amz-json-1.0"),
+        ("x-amzn-RequestId", str(uuid.uuid4())),
+        ("Content-Length", str(len(body))),
+    ]
+    return 400, headers, body
+
+
 # --------------------------------------------------------------------------- #
 # Fault configuration and state
 # --------------------------------------------------------------------------- #
@@ -367,11 +444,19 @@ class LbgpMiddleware:
     decisions are concurrent.
     """
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], reset_moto: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        reset_moto: Callable[[], None],
+        model_conflicts: bool = True,
+    ) -> None:
         self.app = app
         self.reset_moto = reset_moto
+        self.model_conflicts = model_conflicts
         self.moto_lock = threading.RLock()
         self.state_lock = threading.Lock()
+        # Items in a TransactWriteItems being handled, with how many.
+        self.transacting: dict[tuple[str, str], int] = {}
         self._set_faults(FaultConfig())
         self._reset_calls()
 
@@ -448,6 +533,61 @@ class LbgpMiddleware:
             if len(self.detail) > MAX_CALL_DETAIL:
                 del self.detail[: len(self.detail) - MAX_CALL_DETAIL]
 
+        held: list[tuple[str, str]] = []
+        if self.model_conflicts and outcome == "ok" and service == "dynamodb" and action in ITEM_WRITES:
+            conflict = self._enter_transaction(action, region, _read_body(environ), held)
+            if conflict is not None:
+                code, headers, body = conflict
+                record["outcome"] = "conflict"
+                record["status"] = code
+                record["answered_at"] = time.time()
+                start_response(_status_line(code), headers)
+                return [body]
+        try:
+            return self._answer(environ, start_response, record, outcome, latency, service)
+        finally:
+            if held:
+                with self.state_lock:
+                    for key in held:
+                        self.transacting[key] -= 1
+                        if not self.transacting[key]:
+                            del self.transacting[key]
+
+    def _enter_transaction(
+        self, action: str, region: str, body: bytes, held: list[tuple[str, str]]
+    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        """DynamoDB's transaction conflicts (moto handles one request at a
+        time and has none): a TransactWriteItems any of whose items is in
+        another TransactWriteItems still being handled is cancelled with
+        ``TransactionConflict`` for those items; a PutItem, UpdateItem or
+        DeleteItem of such an item fails with ``TransactionConflictException``.
+        Otherwise a transaction's items are marked (in ``held``) until it is
+        answered."""
+        def key_attributes(table: str) -> tuple[str, ...]:
+            with self.moto_lock:
+                return _key_attributes(region, table)
+
+        keys = item_keys(action, body, key_attributes)
+        with self.state_lock:
+            busy = [key in self.transacting for key in keys]
+            if action != "TransactWriteItems":
+                return conflict_response(None) if any(busy) else None
+            if any(busy):
+                return conflict_response(busy)
+            for key in keys:
+                self.transacting[key] = self.transacting.get(key, 0) + 1
+            held.extend(keys)
+        return None
+
+    def _answer(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        record: dict[str, Any],
+        outcome: str,
+        latency: float,
+        service: str,
+    ) -> Iterable[bytes]:
         if latency:
             time.sleep(latency / 1000.0)
 
@@ -585,7 +725,7 @@ def build_app(plain: bool = False) -> tuple[LbgpMiddleware, Any]:
 
         moto_api_backend.reset()
 
-    return LbgpMiddleware(dispatcher, reset_moto), dispatcher
+    return LbgpMiddleware(dispatcher, reset_moto, model_conflicts=not plain), dispatcher
 
 
 def warm_up(dispatcher: Any, services: Iterable[str] = ("ec2", "dynamodb", "sns")) -> None:

@@ -11,9 +11,12 @@ letter of fidelity.py / README.md.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+import threading
+import time
+from typing import Any, Callable
 
 import pytest
+from botocore.exceptions import ClientError
 
 from conftest import ACCOUNT, REGIONS, Emulator, aws_or_gap, error_of
 
@@ -966,3 +969,92 @@ def test_g_tgw_route_table_default_and_tag_filters(server: Emulator) -> None:
         and ids("tag:lbgp:role", "mesh") == [other],
         "DescribeTransitGatewayRouteTables default-*-route-table and tag filters",
     )
+
+
+# --------------------------------------------------------------------------- #
+# h. DynamoDB transaction conflicts
+# --------------------------------------------------------------------------- #
+
+
+def _lease_table(server: Emulator) -> Any:
+    ddb = server.client("dynamodb")
+    ddb.create_table(
+        TableName="conflicts",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName="conflicts", Item={"pk": {"S": "lease#x"}, "sk": {"S": "lease"}, "token": {"N": "1"}})
+    return ddb
+
+
+def _fenced_put(ddb: Any, n: int) -> dict[str, Any]:
+    return {
+        "TransactItems": [
+            {
+                "ConditionCheck": {
+                    "TableName": "conflicts",
+                    "Key": {"pk": {"S": "lease#x"}, "sk": {"S": "lease"}},
+                    "ConditionExpression": "#t = :t",
+                    "ExpressionAttributeNames": {"#t": "token"},
+                    "ExpressionAttributeValues": {":t": {"N": "1"}},
+                }
+            },
+            {"Put": {"TableName": "conflicts", "Item": {"pk": {"S": "ledger#x"}, "sk": {"S": f"r{n}"}}}},
+        ]
+    }
+
+
+def test_h_concurrent_transactions_on_one_item_conflict(server: Emulator) -> None:
+    # DynamoDB cancels a transaction that touches an item another ongoing
+    # transaction touches (a condition check counts), and refuses a plain
+    # write of such an item. moto handles one request at a time: never.
+    ddb = _lease_table(server)
+    server.set_faults(latency_ms=400, services=["dynamodb"])
+    outcomes: dict[str, Any] = {}
+
+    def run(name: str, call: Callable[[], Any]) -> None:
+        try:
+            call()
+            outcomes[name] = None
+        except ClientError as exc:
+            outcomes[name] = (exc.response["Error"]["Code"], exc.response.get("CancellationReasons"))
+
+    first = threading.Thread(target=run, args=("first", lambda: ddb.transact_write_items(**_fenced_put(ddb, 1))))
+    first.start()
+    time.sleep(0.15)
+    threads = [
+        threading.Thread(target=run, args=("second", lambda: ddb.transact_write_items(**_fenced_put(ddb, 2)))),
+        threading.Thread(
+            target=run,
+            args=(
+                "plain",
+                lambda: ddb.update_item(
+                    TableName="conflicts",
+                    Key={"pk": {"S": "lease#x"}, "sk": {"S": "lease"}},
+                    UpdateExpression="SET pending = :p",
+                    ExpressionAttributeValues={":p": {"BOOL": True}},
+                ),
+            ),
+        ),
+    ]
+    for t in threads:
+        t.start()
+    for t in [first, *threads]:
+        t.join(10)
+    server.control("DELETE", "/_lbgp/faults")
+    cancelled = outcomes.get("second") or (None, None)
+    aws_or_gap(
+        server,
+        outcomes.get("first") is None
+        and cancelled[0] == "TransactionCanceledException"
+        and [r["Code"] for r in cancelled[1] or []] == ["TransactionConflict", "None"]
+        and (outcomes.get("plain") or (None,))[0] == "TransactionConflictException",
+        "concurrent transactions on one item conflict",
+    )
+    # Once the first is answered, the same transaction goes through.
+    ddb.transact_write_items(**_fenced_put(ddb, 3))
+    assert "Item" in ddb.get_item(TableName="conflicts", Key={"pk": {"S": "ledger#x"}, "sk": {"S": "r3"}})

@@ -768,7 +768,7 @@ async fn observe(
     let guess = Members::of(known, names);
     let guessed_ids: Vec<&str> = guess.ids.iter().copied().collect();
     let guessed_vpcs: Vec<&str> = guess.vpcs.iter().copied().collect();
-    let (instances, mut checks, mut tables, mut zones) = futures::try_join!(
+    let (instances, guessed_checks, tables, zones) = futures::join!(
         ec2.failover_instances(),
         ec2.status_checks(&guessed_ids),
         ec2.vpc_route_tables(RouteTableQuery::Vpcs(&guessed_vpcs)),
@@ -779,14 +779,24 @@ async fn observe(
                 Ok(BTreeMap::new())
             }
         },
-    )?;
+    );
+    let (instances, mut tables, mut zones) = (instances?, tables?, zones?);
     let instances: Vec<Instance> = instances
         .into_iter()
         .filter(|i| group_name(i).is_some_and(|n| names.contains(n)))
         .collect();
     let fresh = Members::of(&instances, names);
 
-    let new_ids: Vec<&str> = fresh.ids.difference(&guess.ids).copied().collect();
+    // Status checks by id fail whole when one id no longer exists (a member
+    // gone since discovery): then they are read again for the fresh ids.
+    let (mut checks, checked) = match guessed_checks {
+        Ok(checks) => (checks, guess.ids.clone()),
+        Err(e) => {
+            tracing::warn!(region = %region, error = %e, "status checks of the members discovery saw failed; reading them again for the members found now");
+            (BTreeMap::new(), BTreeSet::new())
+        }
+    };
+    let new_ids: Vec<&str> = fresh.ids.difference(&checked).copied().collect();
     let new_vpcs: Vec<&str> = fresh.vpcs.difference(&guess.vpcs).copied().collect();
     let (more_checks, more_tables) = futures::try_join!(
         ec2.status_checks(&new_ids),
