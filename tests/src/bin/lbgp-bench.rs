@@ -1509,8 +1509,8 @@ async fn api_efficiency(_options: &Options) -> anyhow::Result<Section> {
         "How the reads go: one search of the whole table first (all a table under 1,000 routes \
          needs); when truncated, `0.0.0.0/0` and `::/0` apart, and a truncated search is split into \
          the two halves of its prefix, the searches of one depth together. The routes equal to a \
-         split prefix are in neither half: one `supernet-of-match` search per deepest split finds \
-         them all. Given what the table should hold, the reader starts at the prefixes expected to \
+         split prefix are in neither half: one `supernet-of-match` search just below each deepest \
+         split finds them all. Given what the table should hold, the reader starts at the prefixes expected to \
          hold at most {EXPECTED_PER_SEARCH} routes each (a fifth left for routes it does not \
          expect), skipping the truncated searches that would find them; a wrong expectation costs \
          searches, never routes (tested in `tests/tests/adapters.rs`). The rest of the gap to the \
@@ -2654,7 +2654,9 @@ async fn end_to_end(options: &Options) -> anyhow::Result<Section> {
              (EC2, DynamoDB, SNS), {:.0} ms each on average. That is the emulator's pace, not lbgp's: \
              moto handles one request at a time (section 5 measures its own time per call), so the \
              writes lbgp keeps in flight (a burst per region) queue there; the route writes are each a `CreateRoute` between \
-             two ledger transactions (section 3).\n",
+             two ledger transactions (section 3), and the ledger transactions of one lease go one at \
+             a time (DynamoDB cancels concurrent transactions on one item), so in the paced row too \
+             the emulator's time per transaction, not the buckets, sets the pace past the burst.\n",
             human_ms(ms(total)),
             ms(total) / all_calls as f64
         );
