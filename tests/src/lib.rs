@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod emulator;
+pub mod events;
 pub mod failover_fixtures;
 pub mod fixtures;
 pub mod runtime_api;

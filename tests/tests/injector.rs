@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use lbgp_tests::events::{cloudtrail, scheduled};
 use lbgp_tests::fixtures::{self, TestEnv, attach, create_route_table, create_tgw, create_vpc, vpc_routes};
 use lbgp_tests::runtime_api::{LocalLambda, Outcome, dev_binary};
 use serde_json::{Value, json};
@@ -59,12 +60,6 @@ fn app(env: &TestEnv, extra: &[(&str, &str)]) -> App {
 
 async fn invoke(app: &App, payload: Value) -> Value {
     serde_json::to_value(app.handle(payload).await.expect("handler error")).unwrap()
-}
-
-fn scheduled() -> Value {
-    json!({"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
-           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
-           "resources": ["arn:aws:events:us-east-1:123456789012:rule/lbgp"], "detail": {}})
 }
 
 fn changes(response: &Value) -> Vec<Value> {
@@ -577,11 +572,4 @@ async fn the_binary_serves_invocations_through_the_runtime_api() {
             "{err}"
         );
     }
-}
-
-fn cloudtrail(event_name: &str, region: &str, request: Value) -> Value {
-    json!({"version": "0", "id": "2", "detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2",
-           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": region, "resources": [],
-           "detail": {"eventVersion": "1.09", "eventSource": "ec2.amazonaws.com", "eventName": event_name,
-                      "awsRegion": region, "requestParameters": request, "eventType": "AwsApiCall"}})
 }

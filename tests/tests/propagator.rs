@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
+use lbgp_tests::events::{cloudtrail, scheduled};
 use lbgp_tests::fixtures::{
     TestEnv, accept_peering, attach, create_tgw, create_vpc, peer, tag, tgw_route_tables, tgw_static_routes,
     untag,
@@ -101,19 +102,6 @@ async fn invoke(app: &App, payload: Value) -> Value {
     serde_json::to_value(app.handle(payload).await.expect("handler error")).unwrap()
 }
 
-fn scheduled() -> Value {
-    json!({"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
-           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
-           "resources": [], "detail": {}})
-}
-
-fn cloudtrail(event_name: &str, region: &str) -> Value {
-    json!({"version": "0", "id": "2", "detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2",
-           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": region, "resources": [],
-           "detail": {"eventName": event_name, "awsRegion": region, "eventSource": "ec2.amazonaws.com",
-                      "requestParameters": {}}})
-}
-
 fn changes(v: &Value) -> Vec<Value> {
     v["changes"].as_array().cloned().unwrap_or_default()
 }
@@ -189,7 +177,11 @@ async fn new_and_deleted_vpc_attachments_are_added_and_withdrawn_everywhere() {
     let (vpc, subnet, _) = create_vpc(&ec2, "10.99.0.0/16").await.unwrap();
     let attachment = attach(&ec2, &mesh.site(B).tgw, &vpc, &subnet).await.unwrap();
     env.emulator.reset_calls().await.unwrap();
-    let response = invoke(&app, cloudtrail("CreateTransitGatewayVpcAttachment", B)).await;
+    let response = invoke(
+        &app,
+        cloudtrail("CreateTransitGatewayVpcAttachment", B, json!({})),
+    )
+    .await;
     let c = changes(&response);
     assert_eq!(c.len(), 2, "{response:#}");
     for change in &c {
@@ -210,7 +202,11 @@ async fn new_and_deleted_vpc_attachments_are_added_and_withdrawn_everywhere() {
         .send()
         .await
         .unwrap();
-    let response = invoke(&app, cloudtrail("DeleteTransitGatewayVpcAttachment", B)).await;
+    let response = invoke(
+        &app,
+        cloudtrail("DeleteTransitGatewayVpcAttachment", B, json!({})),
+    )
+    .await;
     let c = changes(&response);
     assert_eq!(c.len(), 2, "{response:#}");
     assert!(
@@ -230,7 +226,11 @@ async fn pending_peering_is_ignored_until_accepted() {
     assert_tables(&env, &mesh, &expected(&mesh, false)).await;
 
     accept_peering(&env, D, mesh.peering(A, D)).await.unwrap();
-    let response = invoke(&app, cloudtrail("AcceptTransitGatewayPeeringAttachment", D)).await;
+    let response = invoke(
+        &app,
+        cloudtrail("AcceptTransitGatewayPeeringAttachment", D, json!({})),
+    )
+    .await;
     assert_eq!(changes(&response).len(), 4, "{response:#}");
     assert_tables(&env, &mesh, &expected(&mesh, true)).await;
 }
@@ -338,7 +338,7 @@ async fn untagged_tgw_is_untouched_and_leaving_the_mesh_withdraws() {
 
     // D leaves the mesh: its table is emptied of our routes, A forgets D.
     untag(&env.ec2(D), &mesh.site(D).tgw, "lbgp:mesh").await.unwrap();
-    let response = invoke(&app, cloudtrail("DeleteTags", D)).await;
+    let response = invoke(&app, cloudtrail("DeleteTags", D, json!({}))).await;
     assert_eq!(changes(&response).len(), 4, "{response:#}");
     assert_tables(&env, &mesh, &{
         let mut e = expected(&mesh, false);
@@ -349,7 +349,7 @@ async fn untagged_tgw_is_untouched_and_leaving_the_mesh_withdraws() {
     tag(&env.ec2(D), &mesh.site(D).tgw, "lbgp:mesh", "prod")
         .await
         .unwrap();
-    let back = invoke(&app, cloudtrail("CreateTags", D)).await;
+    let back = invoke(&app, cloudtrail("CreateTags", D, json!({}))).await;
     assert_eq!(changes(&back).len(), 4);
 }
 

@@ -54,6 +54,7 @@ use lbgp_aws::runtime::LEASE_TTL_SECS;
 use lbgp_core::trigger::{Classified, Subscriptions, Trigger, classify};
 use lbgp_core::{LedgerStatus, Region, Route, RouteOrigin};
 use lbgp_tests::emulator::workspace_root;
+use lbgp_tests::events::{cloudtrail, scheduled};
 use lbgp_tests::fixtures::{
     self, TestEnv, attach, create_route_table, create_tgw, create_vpc, peer, tgw_route_tables,
 };
@@ -141,19 +142,6 @@ impl Function {
         };
         Ok(serde_json::to_value(response).unwrap())
     }
-}
-
-fn scheduled() -> Value {
-    json!({"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
-           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
-           "resources": ["arn:aws:events:us-east-1:123456789012:rule/lbgp"], "detail": {}})
-}
-
-fn cloudtrail(event_name: &str, region: &str) -> Value {
-    json!({"version": "0", "id": "2", "detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2",
-           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": region, "resources": [],
-           "detail": {"eventVersion": "1.09", "eventSource": "ec2.amazonaws.com", "eventName": event_name,
-                      "awsRegion": region, "requestParameters": {}, "eventType": "AwsApiCall"}})
 }
 
 fn list(v: &Value, field: &str) -> Vec<Value> {
@@ -1186,8 +1174,8 @@ async fn concurrent_invocations(
             };
             delete_by_hand(&env, kind, &victim).await;
             let event = match kind {
-                Kind::Injector => cloudtrail("DeleteRoute", &victim.0),
-                Kind::Propagator => cloudtrail("DeleteTransitGatewayRoute", &victim.0),
+                Kind::Injector => cloudtrail("DeleteRoute", &victim.0, json!({})),
+                Kind::Propagator => cloudtrail("DeleteTransitGatewayRoute", &victim.0, json!({})),
             };
             (victim, late_app.handle(event).await)
         };

@@ -31,6 +31,7 @@ use lbgp_core::{
     RouteState, RouteTableRef, RouteTarget, TableKind, plan,
 };
 use lbgp_tests::emulator::{Calls, is_mutating, workspace_root};
+use lbgp_tests::events::{cloudtrail, scheduled};
 use lbgp_tests::failover_fixtures;
 use lbgp_tests::fixtures::{self, HOME, TestEnv};
 use lbgp_tests::runtime_api::{LocalLambda, Outcome};
@@ -1102,19 +1103,6 @@ async fn build_mesh(env: &TestEnv) -> anyhow::Result<Vec<Site>> {
         .await?;
     }
     Ok(sites)
-}
-
-fn scheduled() -> Value {
-    json!({"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
-           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": HOME,
-           "resources": ["arn:aws:events:us-east-1:123456789012:rule/lbgp"], "detail": {}})
-}
-
-fn cloudtrail(event_name: &str, region: &str, request: Value) -> Value {
-    json!({"version": "0", "id": "2", "detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2",
-           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": region, "resources": [],
-           "detail": {"eventVersion": "1.09", "eventSource": "ec2.amazonaws.com", "eventName": event_name,
-                      "awsRegion": region, "requestParameters": request, "eventType": "AwsApiCall"}})
 }
 
 fn change_count(response: &Value) -> usize {

@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, bail, ensure};
 use aws_sdk_ec2::Client as Ec2Client;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use lbgp_tests::events::scheduled;
 use lbgp_tests::fixtures::{
     HOME, TestEnv, attach, create_route_table, create_tgw, create_vpc, peer, tgw_route_tables,
     tgw_static_routes, vpc_routes,
@@ -147,12 +148,6 @@ async fn invoke(lambda: &mut LocalLambda, payload: Value) -> anyhow::Result<Valu
 
 fn count(response: &Value) -> usize {
     response["changes"].as_array().map_or(0, Vec::len)
-}
-
-fn scheduled() -> Value {
-    json!({"version": "0", "id": "demo", "detail-type": "Scheduled Event", "source": "aws.events",
-           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": HOME,
-           "resources": ["arn:aws:events:us-east-1:123456789012:rule/lbgp-demo"], "detail": {}})
 }
 
 async fn run_instance(ec2: &Ec2Client, subnet: &str, name: &str, priority: &str) -> anyhow::Result<Router> {
