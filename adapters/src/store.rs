@@ -131,17 +131,20 @@ fn conflict_pause(attempt: u32) -> Duration {
     Duration::from_millis(10 << attempt.min(5)) + Duration::from_nanos(u64::from(jitter))
 }
 
-/// Sends a plain write again while it meets a transaction conflict.
-async fn retry_conflicts<T, E, F, Fut>(mut send: F) -> Result<T, SdkError<E>>
+/// Sends a write again, after a growing pause, while `conflicted` says it
+/// met another transaction, up to [`CONFLICT_ATTEMPTS`] times.
+async fn retry_conflicts<T, E, F, Fut>(
+    mut send: F,
+    conflicted: impl Fn(&SdkError<E>) -> bool,
+) -> Result<T, SdkError<E>>
 where
-    E: ProvideErrorMetadata,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E>>>,
 {
     let mut attempt = 1;
     loop {
         match send().await {
-            Err(e) if is_conflict(&e) && attempt < CONFLICT_ATTEMPTS => {
+            Err(e) if conflicted(&e) && attempt < CONFLICT_ATTEMPTS => {
                 tokio::time::sleep(conflict_pause(attempt)).await;
                 attempt += 1;
             }
@@ -274,25 +277,18 @@ impl Store {
             queues.entry(fence.lease_pk.clone()).or_default().clone()
         };
         let _turn = queue.lock().await;
-        let mut attempt = 1;
-        loop {
-            let result = call.clone().send().await;
-            let Err(e) = result else {
-                return Ok(());
-            };
-            match cancelled(&e) {
-                Some(Cancelled::Fenced) => {
-                    return Err(Error::Fenced {
-                        scope: fence.lease_pk.clone(),
-                        token: fence.token,
-                    });
-                }
-                Some(Cancelled::Conflict) if attempt < CONFLICT_ATTEMPTS => {
-                    tokio::time::sleep(conflict_pause(attempt)).await;
-                    attempt += 1;
-                }
-                _ => return Err(self.err("TransactWriteItems", e)),
-            }
+        let result = retry_conflicts(
+            || call.clone().send(),
+            |e| cancelled(e) == Some(Cancelled::Conflict),
+        )
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if cancelled(&e) == Some(Cancelled::Fenced) => Err(Error::Fenced {
+                scope: fence.lease_pk.clone(),
+                token: fence.token,
+            }),
+            Err(e) => Err(self.err("TransactWriteItems", e)),
         }
     }
 
@@ -331,7 +327,7 @@ impl Store {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
-        let result = retry_conflicts(|| call.clone().send()).await;
+        let result = retry_conflicts(|| call.clone().send(), is_conflict).await;
         match result {
             Ok(out) => {
                 let token =
@@ -364,7 +360,7 @@ impl Store {
                     .expression_attribute_values(":true", AttributeValue::Bool(true))
                     .expression_attribute_values(":now", n(now))
                     .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
-                let marked = retry_conflicts(|| call.clone().send()).await;
+                let marked = retry_conflicts(|| call.clone().send(), is_conflict).await;
                 match marked {
                     Ok(out) => Ok(Acquired::Busy {
                         holder: out
@@ -406,7 +402,7 @@ impl Store {
             .expression_attribute_values(":token", n(fence.token))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":false", AttributeValue::Bool(false));
-        let result = retry_conflicts(|| call.clone().send()).await;
+        let result = retry_conflicts(|| call.clone().send(), is_conflict).await;
         match result {
             Ok(_) => Ok(Released::Done),
             Err(e) if is_condition_failure(&e) => {
@@ -425,7 +421,7 @@ impl Store {
                     .expression_attribute_values(":me", s(&fence.holder))
                     .expression_attribute_values(":token", n(fence.token))
                     .expression_attribute_values(":false", AttributeValue::Bool(false));
-                let cleared = retry_conflicts(|| call.clone().send()).await;
+                let cleared = retry_conflicts(|| call.clone().send(), is_conflict).await;
                 match cleared {
                     Ok(_) => Ok(Released::WorkPending),
                     // Not ours any more. When nobody holds it, our own
@@ -482,7 +478,7 @@ impl Store {
             .expression_attribute_values(":me", s(&fence.holder))
             .expression_attribute_values(":token", n(fence.token))
             .expression_attribute_values(":exp", n(self.clock.now() + ttl_secs));
-        let result = retry_conflicts(|| call.clone().send()).await;
+        let result = retry_conflicts(|| call.clone().send(), is_conflict).await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_condition_failure(&e) => Err(Error::Fenced {

@@ -148,15 +148,7 @@ pub async fn launch_router(
 
 /// Attaches a second network interface (device 1) to a router.
 pub async fn attach_secondary_eni(ec2: &Ec2Client, router: &Router, subnet: &str) -> anyhow::Result<String> {
-    let eni = ec2
-        .create_network_interface()
-        .subnet_id(subnet)
-        .send()
-        .await?
-        .network_interface()
-        .and_then(|n| n.network_interface_id())
-        .context("eni id")?
-        .to_owned();
+    let eni = create_eni(ec2, subnet).await?;
     ec2.attach_network_interface()
         .network_interface_id(&eni)
         .instance_id(&router.instance)
@@ -164,6 +156,19 @@ pub async fn attach_secondary_eni(ec2: &Ec2Client, router: &Router, subnet: &str
         .send()
         .await?;
     Ok(eni)
+}
+
+/// Creates a network interface in `subnet`, attached to nothing.
+pub async fn create_eni(ec2: &Ec2Client, subnet: &str) -> anyhow::Result<String> {
+    Ok(ec2
+        .create_network_interface()
+        .subnet_id(subnet)
+        .send()
+        .await?
+        .network_interface()
+        .and_then(|n| n.network_interface_id())
+        .context("eni id")?
+        .to_owned())
 }
 
 /// A route to an instance id.

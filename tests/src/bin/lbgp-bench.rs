@@ -1976,18 +1976,6 @@ const FAILOVER_LATENCY_MS: u64 = 50;
 /// A latency long beside the emulator's own queue, to show round trips.
 const SLOW_LATENCY_MS: u64 = 500;
 
-async fn create_eni(ec2: &aws_sdk_ec2::Client, subnet: &str) -> anyhow::Result<String> {
-    Ok(ec2
-        .create_network_interface()
-        .subnet_id(subnet)
-        .send()
-        .await?
-        .network_interface()
-        .and_then(|n| n.network_interface_id())
-        .context("eni id")?
-        .to_owned())
-}
-
 /// Replaces every route in `keys` toward `target` through `Ec2::replace_route`
 /// (paced by a fresh EC2 default token bucket), `concurrency` at a time.
 /// Returns the time from the start to the last acknowledged call.
@@ -2241,7 +2229,10 @@ async fn failover(options: &Options) -> anyhow::Result<Section> {
     let env = TestEnv::new(&[FAILOVER_REGION]).await?;
     let ec2 = env.ec2(FAILOVER_REGION);
     let (vpc, subnet, _) = fixtures::create_vpc(&ec2, "10.99.0.0/16").await?;
-    let enis = [create_eni(&ec2, &subnet).await?, create_eni(&ec2, &subnet).await?];
+    let enis = [
+        failover_fixtures::create_eni(&ec2, &subnet).await?,
+        failover_fixtures::create_eni(&ec2, &subnet).await?,
+    ];
     let table = fixtures::create_route_table(&ec2, &vpc, &[]).await?;
     let region_ref = region(FAILOVER_REGION)?;
     let keys: Vec<RouteKey> = (0..50)
