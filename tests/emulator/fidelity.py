@@ -98,6 +98,17 @@ g. Smaller gaps met on the way:
    filters ``default-association-route-table`` /
    ``default-propagation-route-table`` matched nothing, tag filters were
    ignored.
+   ``patch_canonical_ipv6_blocks`` - a VPC's Amazon-provided IPv6 block was
+   printed as drawn, about one in eight with a leading zero
+   (``2400:6500:0a1b:…``); AWS prints canonical addresses.
+h. DynamoDB transaction conflicts - moto handles one request at a time, so
+   concurrent transactions never met. In AWS a TransactWriteItems touching an
+   item another ongoing transaction touches (a condition check counts) is
+   cancelled (``TransactionConflict`` among its CancellationReasons), and a
+   PutItem / UpdateItem / DeleteItem of such an item fails with
+   ``TransactionConflictException``. Modelled in ``lbgp_emulator.py``'s
+   middleware (it needs to see requests before moto's lock), not here; off
+   with ``--plain``.
 
 Already right in moto 5.2.5 (tested, not patched): describe_route_tables
 filters ``vpc-id``, ``association.main``, ``route-table-id``;
@@ -452,6 +463,21 @@ def patch_tgw_route_attachments() -> None:
 
     _patch(TgwRouteTableResponse, "create_transit_gateway_route", create_route_response)
     _patch(TgwRouteTableResponse, "delete_transit_gateway_route", delete_route_response)
+
+
+def patch_canonical_ipv6_blocks() -> None:
+    """Gap g: moto draws a VPC's Amazon-provided IPv6 block as
+    ``2400:6500:<4 hex>:<2 hex>00::/56`` and prints it as drawn, so about one
+    block in eight carries a leading zero (``2400:6500:0a1b:…``). AWS prints
+    addresses in canonical form; now so does the emulator."""
+    from moto.ec2.models import vpcs
+
+    drawn = vpcs.random_ipv6_cidr
+
+    def canonical() -> str:
+        return str(ipaddress.ip_network(drawn()))
+
+    vpcs.random_ipv6_cidr = canonical
 
 
 def patch_replace_transit_gateway_route() -> None:
@@ -1398,6 +1424,7 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("g", patch_tgw_route_table_filters),
     ("g", patch_tgw_defaults),
     ("g", patch_replace_transit_gateway_route),
+    ("g", patch_canonical_ipv6_blocks),
 ]
 
 

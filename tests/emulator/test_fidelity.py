@@ -971,6 +971,23 @@ def test_g_tgw_route_table_default_and_tag_filters(server: Emulator) -> None:
     )
 
 
+def test_g_ipv6_blocks_are_canonical(server: Emulator) -> None:
+    # moto prints a drawn block as drawn; about one in eight has a leading
+    # zero. A hundred blocks make the plain server show it all but surely.
+    ec2 = server.ec2()
+    blocks = [
+        ec2.create_vpc(CidrBlock="10.0.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"][
+            "Ipv6CidrBlockAssociationSet"
+        ][0]["Ipv6CidrBlock"]
+        for _ in range(100)
+    ]
+    aws_or_gap(
+        server,
+        all(b == str(ipaddress.ip_network(b)) for b in blocks),
+        "Amazon-provided IPv6 blocks are printed in canonical form",
+    )
+
+
 # --------------------------------------------------------------------------- #
 # h. DynamoDB transaction conflicts
 # --------------------------------------------------------------------------- #
