@@ -1,6 +1,7 @@
 """Fixtures: one patched and one plain (--plain) emulator per test session,
 each launched as a subprocess exactly as the Rust harness does, and reset
-(POST /_lbgp/reset) before every test that uses it."""
+(POST /_lbgp/reset, which also restores the default fidelity settings)
+before every test that uses it."""
 
 from __future__ import annotations
 
@@ -104,6 +105,13 @@ class Emulator:
 
     def set_faults(self, **faults: Any) -> dict[str, Any]:
         status, body = self.control("POST", "/_lbgp/faults", faults)
+        assert status == 200, body
+        return body
+
+    def set_fidelity(self, **settings: Any) -> dict[str, Any]:
+        """POST /_lbgp/fidelity (replaces every setting; the others take
+        their defaults). Accepted by the plain server too, which ignores it."""
+        status, body = self.control("POST", "/_lbgp/fidelity", settings)
         assert status == 200, body
         return body
 

@@ -19,8 +19,8 @@ It exits by itself when its stdin reaches EOF (so an emulator started by a test
 harness that died is never orphaned; pass ``--ignore-stdin`` to run it by hand
 in the background), and on SIGTERM / SIGINT.
 
-``--plain`` serves moto without the fidelity patches of ``fidelity.py`` (the
-fault-injection and call-counting middleware is always there).
+``--plain`` serves moto without the fidelity patches of the ``fidelity``
+package (the fault-injection and call-counting middleware is always there).
 
 Control endpoints, all under ``/_lbgp/`` (the SDKs never call those paths):
 
@@ -30,7 +30,12 @@ Control endpoints, all under ``/_lbgp/`` (the SDKs never call those paths):
 * ``GET /_lbgp/calls``           counts per service and action
 * ``GET /_lbgp/calls?detail=1``  the calls in order, with their outcome and answer time
 * ``POST /_lbgp/calls/reset``    zero the counts
-* ``POST /_lbgp/reset``          reset moto's state, the counts and the faults
+* ``POST /_lbgp/fidelity``       set the fidelity layer's settings (JSON, see
+                                 ``fidelity/settings.py``; replaces them all)
+* ``DELETE /_lbgp/fidelity``     back to the defaults
+* ``GET /_lbgp/fidelity``        the settings in force
+* ``POST /_lbgp/reset``          reset moto's state, the counts, the faults and
+                                 the fidelity settings
 * ``GET /_lbgp/health``          ``ok``
 
 See README.md beside this file for the semantics.
@@ -51,6 +56,8 @@ import time
 import uuid
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
+
+from ddb_conflicts import ITEM_WRITES, _key_attributes, conflict_response, item_keys
 
 LISTENING_LINE = "LBGP_EMULATOR_LISTENING port={port}"
 CONTROL_PREFIX = "/_lbgp/"
@@ -276,83 +283,6 @@ def error_response(service: str, kind: str) -> tuple[int, list[tuple[str, str]],
     return status, headers, body
 
 
-ITEM_WRITES = ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem")
-
-
-def _key_attributes(region: str, table: str) -> tuple[str, ...]:
-    """The key attributes of ``table``, from moto's model (``pk``, ``sk`` when
-    it cannot be found, the schema of every lbgp table)."""
-    try:
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.dynamodb.models import dynamodb_backends
-
-        found = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].get_table(table)
-        return tuple(a for a in (found.hash_key_attr, found.range_key_attr) if a)
-    except Exception:
-        return ("pk", "sk")
-
-
-def item_keys(
-    action: str, body: bytes, key_attributes: Callable[[str], tuple[str, ...]]
-) -> list[tuple[str, str]]:
-    """(table, key) of each item a DynamoDB write touches, in request order;
-    ``key_attributes(table)`` names the key of a ``Put``'s item."""
-    try:
-        request = json.loads(body or b"{}")
-    except ValueError:
-        return []
-
-    def key_of(op: dict[str, Any]) -> tuple[str, str]:
-        table = str(op.get("TableName", ""))
-        key = op.get("Key")
-        if key is None:
-            item = op.get("Item") or {}
-            key = {a: item.get(a) for a in key_attributes(table)}
-        return table, json.dumps(key, sort_keys=True)
-
-    if action == "TransactWriteItems":
-        return [
-            key_of(op)
-            for entry in request.get("TransactItems") or []
-            for op in entry.values()
-            if isinstance(op, dict)
-        ]
-    return [key_of(request)]
-
-
-def conflict_response(busy: list[bool] | None) -> tuple[int, list[tuple[str, str]], bytes]:
-    """DynamoDB's answer to a write that met an ongoing transaction: for a
-    TransactWriteItems (``busy``: which items met one), a
-    ``TransactionCanceledException`` with a cancellation reason per item;
-    for a single-item write, ``TransactionConflictException``."""
-    if busy is None:
-        payload: dict[str, Any] = {
-            "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
-            "message": "Transaction is ongoing for the item",
-        }
-    else:
-        reasons = [
-            {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
-            if b
-            else {"Code": "None"}
-            for b in busy
-        ]
-        payload = {
-            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-            "message": "Transaction cancelled, please refer cancellation reasons for specific reasons ["
-            + ", ".join(r["Code"] for r in reasons)
-            + "]",
-            "CancellationReasons": reasons,
-        }
-    body = json.dumps(payload).encode()
-    headers = [
-        ("Content-Type", "application/x-amz-json-1.0"),
-        ("x-amzn-RequestId", str(uuid.uuid4())),
-        ("Content-Length", str(len(body))),
-    ]
-    return 400, headers, body
-
-
 # --------------------------------------------------------------------------- #
 # Fault configuration and state
 # --------------------------------------------------------------------------- #
@@ -449,10 +379,13 @@ class LbgpMiddleware:
         app: Callable[..., Iterable[bytes]],
         reset_moto: Callable[[], None],
         model_conflicts: bool = True,
+        fidelity_settings: Any = None,
     ) -> None:
         self.app = app
         self.reset_moto = reset_moto
         self.model_conflicts = model_conflicts
+        # The ``fidelity.settings`` module (None: no ``/_lbgp/fidelity``).
+        self.fidelity_settings = fidelity_settings
         self.moto_lock = threading.RLock()
         self.state_lock = threading.Lock()
         # Items in a TransactWriteItems being handled, with how many.
@@ -663,9 +596,25 @@ class LbgpMiddleware:
                 with self.state_lock:
                     self._reset_calls()
                 return _json(200, {})
+            if route == "fidelity" and self.fidelity_settings is not None:
+                settings = self.fidelity_settings
+                if method == "GET":
+                    return _json(200, settings.current().as_dict())
+                if method == "DELETE":
+                    with self.moto_lock:
+                        return _json(200, settings.reset().as_dict())
+                if method in ("POST", "PUT"):
+                    raw = _read_body(environ)
+                    data = json.loads(raw.decode() or "{}") if raw.strip() else {}
+                    if not isinstance(data, dict):
+                        raise FaultConfigError("the body must be a JSON object")
+                    with self.moto_lock:  # never in the middle of a request
+                        return _json(200, settings.replace(data).as_dict())
             if route == "reset" and method == "POST":
                 with self.moto_lock:
                     self.reset_moto()
+                    if self.fidelity_settings is not None:
+                        self.fidelity_settings.reset()
                 with self.state_lock:
                     self._reset_calls()
                     self._set_faults(FaultConfig())
@@ -710,12 +659,12 @@ def build_app(plain: bool = False) -> tuple[LbgpMiddleware, Any]:
     _speed_up_startup()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    if not plain:
-        here = os.path.dirname(os.path.abspath(__file__))
-        if here not in sys.path:
-            sys.path.insert(0, here)
-        import fidelity
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import fidelity  # also with --plain: its settings are accepted (and unused) there
 
+    if not plain:
         fidelity.apply()
 
     dispatcher = DomainDispatcherApplication(create_backend_app)
@@ -725,7 +674,10 @@ def build_app(plain: bool = False) -> tuple[LbgpMiddleware, Any]:
 
         moto_api_backend.reset()
 
-    return LbgpMiddleware(dispatcher, reset_moto, model_conflicts=not plain), dispatcher
+    middleware = LbgpMiddleware(
+        dispatcher, reset_moto, model_conflicts=not plain, fidelity_settings=fidelity.settings
+    )
+    return middleware, dispatcher
 
 
 def warm_up(dispatcher: Any, services: Iterable[str] = ("ec2", "dynamodb", "sns")) -> None:

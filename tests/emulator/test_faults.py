@@ -69,6 +69,40 @@ def test_faults_get_post_delete(emu: Emulator) -> None:
     assert emu.control("GET", "/_lbgp/faults")[1] == cleared
 
 
+def test_fidelity_settings_get_post_delete(emulators: dict[str, Emulator]) -> None:
+    for emu in emulators.values():  # the plain server accepts (and ignores) them too
+        emu.reset()
+        status, defaults = emu.control("GET", "/_lbgp/fidelity")
+        assert status == 200
+        assert defaults["vpc_route_quota"] == 50 and defaults["search_routes_paging"] == "token"
+        assert defaults["peering_resource_type"] == "peering" and defaults["filter_value_limit"] == 200
+        assert defaults["attachment_deleted_visible_seconds"] is None
+        timed = [k for k in defaults if k.endswith("_seconds") and k != "attachment_deleted_visible_seconds"]
+        assert len(timed) == 9 and all(defaults[k] == 0 for k in timed)
+        # POST replaces everything: fields left out go back to their defaults.
+        first = emu.set_fidelity(read_after_write_seconds=0.25, vpc_route_quota=3)
+        assert (first["read_after_write_seconds"], first["vpc_route_quota"]) == (0.25, 3)
+        second = emu.set_fidelity(search_routes_paging="legacy")
+        assert second["read_after_write_seconds"] == 0 and second["vpc_route_quota"] == 50
+        assert emu.control("GET", "/_lbgp/fidelity")[1] == second
+        assert emu.control("DELETE", "/_lbgp/fidelity") == (200, defaults)
+        for bad in (
+            {"read_after_write": 1},
+            {"read_after_write_seconds": -1},
+            {"tgw_pending_seconds": True},
+            {"vpc_route_quota": 0},
+            {"search_routes_paging": "pages"},
+            {"peering_resource_type": "tgw"},
+            {"reject_multi_interface_instances": "yes"},
+        ):
+            assert emu.control("POST", "/_lbgp/fidelity", bad)[0] == 400, bad
+        assert emu.control("GET", "/_lbgp/fidelity")[1] == defaults
+        # POST /_lbgp/reset restores them too.
+        emu.set_fidelity(vpc_route_quota=None, attachment_deleted_visible_seconds=1.5)
+        emu.reset()
+        assert emu.control("GET", "/_lbgp/fidelity")[1] == defaults
+
+
 def test_reset_clears_state_counts_and_faults(emu: Emulator) -> None:
     ec2 = emu.ec2()
     before = vpc_count(emu)
