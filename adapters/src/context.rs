@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use lbgp_core::Region;
 use lbgp_core::config::CommonConfig;
@@ -19,11 +22,27 @@ use crate::throttle::TokenBucket;
 /// because a control plane run is worth finishing.
 pub const MAX_ATTEMPTS: u32 = 5;
 
+/// How long one attempt of any AWS call may take before it is abandoned
+/// (and retried): a hung connection must not hold a run, or its lease.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one AWS call may take with its retries.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The timeouts every client uses.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
 /// Loads the SDK configuration the standard way (environment, profile,
-/// instance/Lambda role; `AWS_ENDPOINT_URL` honoured), with our retry policy.
+/// instance/Lambda role; `AWS_ENDPOINT_URL` honoured), with our retry policy
+/// and timeouts.
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(timeouts())
         .load()
         .await
 }

@@ -1,35 +1,39 @@
-//! `lbgp-aws`: the adapters between lbgp's pure core and AWS.
+//! `lbgp-aws`: the adapters between lbgp's pure core and AWS. They only do
+//! I/O: every rule is in `lbgp-core`.
 //!
-//! - [`ec2`]: reads of the mesh and tolerant single-route writes;
-//! - [`store`]: the DynamoDB ownership ledger (write-ahead), the lease with
-//!   its fencing token, and small state records;
+//! - [`ec2`]: reads of the mesh into `lbgp_core::topology` types, and
+//!   tolerant single-route writes;
+//! - [`store`]: the DynamoDB ownership ledger (write-ahead, batched), the
+//!   lease with its fencing token, and small state records;
 //! - [`notify`]: SNS notifications;
-//! - [`apply`]: applies a core [`lbgp_core::Plan`] through the ledger;
 //! - [`context`]: SDK clients built once per process;
-//! - [`runtime`]: what every function's `main` and handler share.
+//! - [`throttle`]: client-side pacing of EC2 writes.
 #![forbid(unsafe_code)]
 
-pub mod apply;
 pub mod context;
 pub mod ec2;
 pub mod notify;
-pub mod runtime;
 pub mod store;
 pub mod throttle;
 
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use lbgp_core::Region;
 
 /// Errors of the AWS adapters: which operation failed, where, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An AWS API call failed after the SDK's retries.
-    #[error("{operation} failed in {region}: {source}")]
+    #[error("{operation} failed in {region}: {}", DisplayErrorContext(source.as_ref()))]
     Aws {
         /// The API operation, e.g. `DescribeRouteTables`.
         operation: &'static str,
         /// The region called.
         region: String,
-        /// The SDK error, with its code and message.
+        /// The error code AWS answered (`RouteAlreadyExists`…), when it
+        /// answered one.
+        code: Option<String>,
+        /// The SDK error, whole: its chain of causes is kept.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -60,34 +64,29 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps an SDK error with the operation and region.
+    /// Wraps an SDK error with the operation and region, keeping its code.
     pub fn aws<E>(operation: &'static str, region: &Region, source: E) -> Self
     where
-        E: std::error::Error + Send + Sync + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         Error::Aws {
             operation,
             region: region.to_string(),
-            source: Box::new(DisplayErrorContext(source)),
+            code: source.code().map(str::to_owned),
+            source: Box::new(source),
         }
     }
-}
 
-/// Shows an SDK error with its whole chain of causes (the SDK's top-level
-/// `Display` says only "service error").
-#[derive(Debug)]
-struct DisplayErrorContext<E>(E);
-
-impl<E: std::error::Error> std::fmt::Display for DisplayErrorContext<E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
-        while let Some(c) = cause {
-            write!(f, ": {c}")?;
-            cause = c.source();
+    /// The error code AWS answered, if this is an AWS error with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Aws { code, .. } => code.as_deref(),
+            _ => None,
         }
-        Ok(())
+    }
+
+    /// True when the lease was lost: stop writing.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Error::Fenced { .. })
     }
 }
-
-impl<E: std::error::Error> std::error::Error for DisplayErrorContext<E> {}

@@ -1,7 +1,9 @@
-//! SNS notifications: a readable subject and a JSON body.
+//! SNS notifications: a readable subject and a JSON body that always fits
+//! SNS's message limit (see `lbgp_core::notice`).
 
 use aws_sdk_sns::Client;
 use lbgp_core::Region;
+use lbgp_core::notice::{Notice, SNS_MESSAGE_LIMIT};
 
 use crate::Error;
 
@@ -26,23 +28,24 @@ impl Notifier {
         self.target.is_some()
     }
 
-    /// Publishes one message. SNS subjects are limited to 100 printable
-    /// ASCII characters, so the subject is cut to fit.
-    pub async fn publish(&self, subject: &str, body: &serde_json::Value) -> Result<(), Error> {
+    /// Publishes one notice. SNS subjects are limited to 100 printable
+    /// ASCII characters, so the subject is cut to fit; the message is
+    /// summarised to fit 256 KiB.
+    pub async fn publish(&self, notice: &Notice) -> Result<(), Error> {
         let Some((client, arn)) = &self.target else {
             return Ok(());
         };
-        let subject: String = subject
+        let subject: String = notice
+            .subject
             .chars()
             .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
             .take(100)
             .collect();
-        let message = serde_json::to_string_pretty(body).unwrap_or_else(|_| body.to_string());
         client
             .publish()
             .topic_arn(arn)
             .subject(&subject)
-            .message(message)
+            .message(notice.render(SNS_MESSAGE_LIMIT))
             .send()
             .await
             .map_err(|e| Error::aws("Publish", &self.region, e))?;

@@ -7,12 +7,19 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod desire;
 pub mod failover;
+pub mod inject;
+pub mod lease;
 pub mod model;
+pub mod notice;
 pub mod plan;
 pub mod prefix;
+pub mod propagate;
 pub mod report;
+pub mod topology;
 pub mod trigger;
+pub mod writeahead;
 
 pub use model::{
     DesiredRoute, Region, Route, RouteKey, RouteOrigin, RouteState, RouteTableRef, RouteTarget, TableKind,

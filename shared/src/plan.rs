@@ -29,10 +29,35 @@ pub enum LedgerStatus {
 pub struct LedgerEntry {
     /// Table and destination.
     pub key: RouteKey,
-    /// The target we installed.
+    /// The target we installed (or, for a pending create or an unconfirmed
+    /// replace, the target we are installing).
     pub target: RouteTarget,
     /// Pending intent or owned.
     pub status: LedgerStatus,
+    /// While a replace is in flight: the target the route had, ours. Recorded
+    /// with the new target before the replace is sent and cleared once it
+    /// is confirmed, so a crash in between leaves a route we still know is
+    /// ours whichever of the two targets it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<RouteTarget>,
+}
+
+impl LedgerEntry {
+    /// An entry with no replace in flight.
+    pub fn new(key: RouteKey, target: RouteTarget, status: LedgerStatus) -> Self {
+        LedgerEntry {
+            key,
+            target,
+            status,
+            previous: None,
+        }
+    }
+
+    /// True when a route with `target` is the one this entry records: its
+    /// target, or the target before a replace still in flight.
+    pub fn recognises(&self, target: &RouteTarget) -> bool {
+        &self.target == target || self.previous.as_ref() == Some(target)
+    }
 }
 
 /// The set of routes lbgp created. A route not in it is *foreign*: never
@@ -118,6 +143,12 @@ pub enum ChangeReason {
         /// The target found.
         from: RouteTarget,
     },
+    /// Ours, at a target we installed (`from`), and now desired elsewhere:
+    /// the desired target changed, or a replace was interrupted.
+    Retarget {
+        /// The target the route has, ours.
+        from: RouteTarget,
+    },
     /// Ours, and AWS reports it as a blackhole.
     Blackhole,
     /// Ours, and no longer desired.
@@ -134,6 +165,7 @@ impl fmt::Display for ChangeReason {
             ChangeReason::Drifted { from } => {
                 write!(f, "our route was repointed out of band to {from}")
             }
+            ChangeReason::Retarget { from } => write!(f, "the desired target changed (was {from})"),
             ChangeReason::Blackhole => f.write_str("our route is a blackhole"),
             ChangeReason::NoLongerDesired => f.write_str("our route is no longer desired"),
             ChangeReason::Other(why) => f.write_str(why),
@@ -430,14 +462,19 @@ fn plan_key(
             }),
         },
         (Some(target), Some(route)) if owned => {
-            let reason = if &route.target != target {
+            let recorded = entry.is_some_and(|e| e.recognises(&route.target));
+            let reason = if &route.target != target && recorded {
+                Some(ChangeReason::Retarget {
+                    from: route.target.clone(),
+                })
+            } else if &route.target != target {
                 Some(ChangeReason::Drifted {
                     from: route.target.clone(),
                 })
             } else if route.state == RouteState::Blackhole {
                 Some(ChangeReason::Blackhole)
             } else {
-                if entry.is_some_and(|e| &e.target != target) {
+                if entry.is_some_and(|e| &e.target != target || e.previous.is_some()) {
                     out.ledger_fixes.push(LedgerFix::Record {
                         key: key.clone(),
                         target: target.clone(),
@@ -468,8 +505,7 @@ fn plan_key(
             }
         }
         (None, Some(route)) if owned => {
-            let recorded = entry.map(|e| &e.target);
-            if recorded == Some(&route.target) {
+            if entry.is_some_and(|e| e.recognises(&route.target)) {
                 out.changes.push(Change {
                     key: key.clone(),
                     op: ChangeOp::Delete,
@@ -508,11 +544,9 @@ pub fn simulate_apply(
     let mut ledger = ledger.clone();
     for fix in &plan.ledger_fixes {
         match fix {
-            LedgerFix::Record { key, target } => ledger.insert(LedgerEntry {
-                key: key.clone(),
-                target: target.clone(),
-                status: LedgerStatus::Owned,
-            }),
+            LedgerFix::Record { key, target } => {
+                ledger.insert(LedgerEntry::new(key.clone(), target.clone(), LedgerStatus::Owned))
+            }
             LedgerFix::Drop { key, .. } => {
                 ledger.remove(key);
             }
@@ -531,11 +565,11 @@ pub fn simulate_apply(
                         origin: RouteOrigin::Static,
                     },
                 );
-                ledger.insert(LedgerEntry {
-                    key: change.key.clone(),
-                    target: change.target.clone(),
-                    status: LedgerStatus::Owned,
-                });
+                ledger.insert(LedgerEntry::new(
+                    change.key.clone(),
+                    change.target.clone(),
+                    LedgerStatus::Owned,
+                ));
             }
             ChangeOp::Delete => {
                 routes.remove(&slot);
@@ -590,11 +624,7 @@ mod tests {
         DesiredRoute { key, target }
     }
     fn owned(key: RouteKey, target: RouteTarget) -> LedgerEntry {
-        LedgerEntry {
-            key,
-            target,
-            status: LedgerStatus::Owned,
-        }
+        LedgerEntry::new(key, target, LedgerStatus::Owned)
     }
 
     #[test]
@@ -686,11 +716,7 @@ mod tests {
 
     #[test]
     fn pending_intents_are_adopted_or_dropped() {
-        let pending = |k, t| LedgerEntry {
-            key: k,
-            target: t,
-            status: LedgerStatus::Pending,
-        };
+        let pending = |k, t| LedgerEntry::new(k, t, LedgerStatus::Pending);
         let ledger: OwnershipLedger = [
             pending(key(0, 0), tgw(1)), // applied: adopt
             pending(key(0, 1), tgw(1)), // never applied, not desired: drop
@@ -783,7 +809,7 @@ mod tests {
                 Just(RouteOrigin::Local),
                 Just(RouteOrigin::Propagated)
             ]),
-            prop::option::of((arb_target(), any::<bool>())),
+            prop::option::of((arb_target(), any::<bool>(), prop::option::of(arb_target()))),
         );
         prop::collection::vec(slot, 3 * DESTS.len()).prop_map(|slots| {
             let mut state = State {
@@ -811,7 +837,7 @@ mod tests {
                         origin,
                     });
                 }
-                if let Some((t, pending)) = entry {
+                if let Some((t, pending, previous)) = entry {
                     state.ledger.insert(LedgerEntry {
                         key: k,
                         target: t,
@@ -820,6 +846,9 @@ mod tests {
                         } else {
                             LedgerStatus::Owned
                         },
+                        // Only a replace in flight has one, and replaces
+                        // are recorded as owned.
+                        previous: previous.filter(|_| !pending),
                     });
                 }
             }
@@ -845,7 +874,7 @@ mod tests {
                             "write to a route whose intent was never confirmed: {c:?}"
                         );
                         if c.op == ChangeOp::Delete {
-                            prop_assert_eq!(&entry.target, &current.target);
+                            prop_assert!(entry.recognises(&current.target), "delete of a route at a target we never recorded: {c:?}");
                         }
                     }
                 }

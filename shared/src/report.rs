@@ -139,11 +139,20 @@ pub struct InvokeResponse {
     /// pending and the holder runs it.
     #[serde(default)]
     pub locked: bool,
+    /// Planned changes not started because the invocation's deadline (or
+    /// its lease's end) came: left for the next run, which the lease's
+    /// pending mark announces.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferred: usize,
     /// Failover groups (failover-watcher only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<serde_json::Value>,
     /// Wall time of the run.
     pub duration_ms: u64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl InvokeResponse {

@@ -36,36 +36,7 @@ pub struct ManualInvoke {
     pub activate: Option<String>,
 }
 
-/// EC2 instance states named in state-change events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InstanceState {
-    /// Starting.
-    Pending,
-    /// Running.
-    Running,
-    /// Stopping.
-    Stopping,
-    /// Stopped.
-    Stopped,
-    /// Terminating.
-    ShuttingDown,
-    /// Terminated.
-    Terminated,
-}
-
-impl InstanceState {
-    /// States in which an instance no longer forwards traffic.
-    pub fn is_down(self) -> bool {
-        matches!(
-            self,
-            InstanceState::Stopping
-                | InstanceState::Stopped
-                | InstanceState::ShuttingDown
-                | InstanceState::Terminated
-        )
-    }
-}
+pub use crate::topology::InstanceState;
 
 /// Why the function runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,16 +11,18 @@ use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use futures::StreamExt;
 use futures::future::join_all;
 use lbgp_aws::Error;
-use lbgp_aws::apply::{Owner, apply_plan};
 use lbgp_aws::context::Aws;
 use lbgp_aws::ec2::{Ec2, RouteTableQuery, WriteOutcome};
 use lbgp_aws::notify::Notifier;
 use lbgp_aws::store::{Acquired, Fence, Released};
+use lbgp_core::notice::Notice;
 use lbgp_core::plan::DropReason;
 use lbgp_core::{
     ChangeOp, ChangeReason, Cidr, DesiredRoute, LedgerEntry, LedgerFix, LedgerStatus, OwnershipLedger,
     Region, Route, RouteKey, RouteOrigin, RouteState, RouteTableRef, RouteTarget, TableKind, plan,
 };
+use lbgp_runtime::Budget;
+use lbgp_runtime::apply::{Owner, apply_owned};
 use lbgp_tests::fixtures::{
     TestEnv, accept_peering, attach, create_route_table, create_tgw, create_vpc, peer, tgw_route_tables,
 };
@@ -228,7 +230,7 @@ async fn ec2_reads_the_mesh_in_three_regions() {
             s.region
         );
         assert_eq!(tgws[0].region, region(s.region));
-        assert_eq!(tgws[0].state, "available");
+        assert_eq!(tgws[0].state.as_aws(), "available");
         assert_eq!(tgws[0].tags.get("lbgp:mesh").map(String::as_str), Some(MESH));
         assert_eq!(
             tgws[0].default_association_route_table.as_deref(),
@@ -245,7 +247,7 @@ async fn ec2_reads_the_mesh_in_three_regions() {
         assert_eq!(attachments[0].vpc_id, s.member_vpc.0);
         assert_eq!(attachments[0].transit_gateway_id, s.member);
         assert!(attachments[0].id.starts_with("tgw-attach-"));
-        assert_eq!(attachments[0].state, "available");
+        assert_eq!(attachments[0].state.as_aws(), "available");
         let both = ec2
             .vpc_attachments(&[s.member.as_str(), s.outsider.as_str()])
             .await
@@ -302,7 +304,7 @@ async fn ec2_reads_the_mesh_in_three_regions() {
         assert_eq!(seen.len(), want.len(), "{r}: {seen:?}");
         for (id, state, (req_region, req), (acc_region, acc)) in want {
             let p = seen.iter().find(|p| &p.id == id).unwrap();
-            assert_eq!(p.state, state, "{r} {id}");
+            assert_eq!(p.state.as_aws(), state, "{r} {id}");
             assert_eq!(p.region, region(r));
             assert_eq!(p.requester.transit_gateway_id, sites[req].member);
             assert_eq!(p.requester.region, Some(region(req_region)));
@@ -356,7 +358,10 @@ async fn ec2_reads_the_mesh_in_three_regions() {
                 (
                     r.route.target.clone(),
                     r.route.state,
-                    r.attachments.iter().map(|a| a.resource_type.clone()).collect(),
+                    r.attachments
+                        .iter()
+                        .map(|a| a.resource_type.to_string())
+                        .collect(),
                 ),
             )
         })
@@ -674,7 +679,7 @@ async fn a_tgw_table_of_more_than_1000_routes_is_split_and_read_completely() {
 
     // A caller that says what the table holds starts at the right searches
     // and makes fewer; one whose expectations are wrong still reads it all.
-    let destinations = |routes: &[lbgp_aws::ec2::TgwRoute]| -> BTreeSet<String> {
+    let destinations = |routes: &[lbgp_core::topology::TgwRoute]| -> BTreeSet<String> {
         routes
             .iter()
             .map(|r| r.route.key.destination.to_string())
@@ -761,14 +766,18 @@ async fn ec2_reads_failover_instances_with_state_and_status_checks() {
             "{r}"
         );
         let a = instances.iter().find(|i| i.id == active).unwrap();
-        assert_eq!(a.state, "running");
+        assert_eq!(a.state.map(|s| s.as_aws()), Some("running"));
         assert_eq!(a.vpc_id.as_deref(), Some(vpc.as_str()));
         assert!(a.availability_zone.as_deref().unwrap().starts_with(r));
         assert_eq!(a.primary_interface_id.as_deref(), Some(active_eni.as_str()));
         assert_eq!(a.interface_ids, vec![active_eni.clone(), extra.clone()]);
         assert_eq!(a.tags.get("lbgp:priority").map(String::as_str), Some("200"));
         let s = instances.iter().find(|i| i.id == standby).unwrap();
-        assert!(matches!(s.state.as_str(), "stopped" | "stopping"), "{}", s.state);
+        assert!(
+            matches!(s.state.map(|s| s.as_aws()), Some("stopped" | "stopping")),
+            "{:?}",
+            s.state
+        );
 
         let checks = ec2
             .status_checks(&[active.as_str(), standby.as_str(), untagged.as_str()])
@@ -996,7 +1005,15 @@ async fn regions_are_written_side_by_side() {
         panic!("lease not taken")
     };
     env.emulator.reset_calls().await.unwrap();
-    let report = apply_plan(&aws, &fence, owner, &p).await;
+    let report = apply_owned(
+        &aws,
+        &fence,
+        owner,
+        &p.ledger_fixes,
+        &p.changes,
+        &Budget::new(None, env.clock.clone()),
+    )
+    .await;
     assert!(
         report.errors.is_empty() && report.applied.len() == p.changes.len(),
         "{report:?}"
@@ -1178,16 +1195,20 @@ async fn the_ledger_survives_a_crash_between_intent_and_confirm() {
     assert_eq!(p.changes[0].reason, ChangeReason::Missing);
     assert!(p.conflicts.is_empty(), "{p:#?}");
 
-    let report = apply_plan(&aws, &fence, owner, &p).await;
+    let report = apply_owned(
+        &aws,
+        &fence,
+        owner,
+        &p.ledger_fixes,
+        &p.changes,
+        &Budget::new(None, env.clock.clone()),
+    )
+    .await;
     assert!(report.errors.is_empty() && !report.fenced, "{report:?}");
     let after = aws.store.load_ledger(FUNCTION, MESH, &regions).await.unwrap();
     let want: Vec<LedgerEntry> = desired
         .iter()
-        .map(|d| LedgerEntry {
-            key: d.key.clone(),
-            target: d.target.clone(),
-            status: LedgerStatus::Owned,
-        })
+        .map(|d| LedgerEntry::new(d.key.clone(), d.target.clone(), LedgerStatus::Owned))
         .collect();
     let mut got: Vec<LedgerEntry> = after.iter().cloned().collect();
     got.sort();
@@ -1263,7 +1284,7 @@ async fn an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced() {
     let key = vpc_key(B, "rtb-0123456789abcdef0", "10.0.0.0/8");
     let target = RouteTarget::TransitGateway("tgw-0123456789abcdef0".into());
 
-    let Acquired::Held(old) = aws.store.acquire(FUNCTION, MESH, "old", 60).await.unwrap() else {
+    let Acquired::Held(mut old) = aws.store.acquire(FUNCTION, MESH, "old", 60).await.unwrap() else {
         panic!()
     };
     aws.store
@@ -1277,7 +1298,7 @@ async fn an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced() {
         Acquired::Busy { holder } if holder == "old"
     ));
     // The holder may renew while it still holds the lease.
-    aws.store.renew(&old, 60).await.unwrap();
+    aws.store.renew(&mut old, 60).await.unwrap();
     env.clock.advance(61);
     let Acquired::Held(new) = aws.store.acquire(FUNCTION, MESH, "new", 60).await.unwrap() else {
         panic!("expired lease not taken over")
@@ -1285,7 +1306,8 @@ async fn an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced() {
     assert_eq!(new.token, old.token + 1);
 
     // Every write of the stale holder is refused.
-    let fenced = |r: Result<(), Error>| matches!(r, Err(Error::Fenced { token, .. }) if token == old.token);
+    let old_token = old.token;
+    let fenced = |r: Result<(), Error>| matches!(r, Err(Error::Fenced { token, .. }) if token == old_token);
     assert!(fenced(
         aws.store
             .record(&old, FUNCTION, MESH, &key, &target, LedgerStatus::Pending)
@@ -1297,7 +1319,7 @@ async fn an_expired_lease_is_taken_over_and_the_stale_holder_is_fenced() {
             .save_state(&old, FUNCTION, MESH, "conflicts", &json!(["stale"]))
             .await
     ));
-    assert!(fenced(aws.store.renew(&old, 60).await));
+    assert!(fenced(aws.store.renew(&mut old, 60).await));
     assert!(matches!(aws.store.release(&old).await, Err(Error::Fenced { .. })));
     // The stale writes changed nothing; the new holder's go through.
     let ledger = aws.store.load_ledger(FUNCTION, MESH, &[region(B)]).await.unwrap();
@@ -1516,14 +1538,18 @@ async fn the_notifier_publishes_and_is_a_noop_without_a_topic() {
     let off = Notifier::new(client, None, region(A));
     assert!(on.enabled() && !off.enabled());
     let long_subject = format!("lbgp: {} — routes ✓", "x".repeat(200));
-    on.publish(
+    let notice = |subject: &str, body: Value| Notice {
+        subject: subject.to_owned(),
+        body,
+    };
+    on.publish(&notice(
         &long_subject,
-        &json!({"event": "plan_applied", "changes": [1, 2]}),
-    )
+        json!({"event": "plan_applied", "changes": [1, 2]}),
+    ))
     .await
     .unwrap();
-    on.publish("second", &json!({})).await.unwrap();
-    off.publish("nobody listens", &json!({})).await.unwrap();
+    on.publish(&notice("second", json!({}))).await.unwrap();
+    off.publish(&notice("nobody listens", json!({}))).await.unwrap();
     let calls = env.emulator.calls().await.unwrap();
     assert_eq!(calls.count("sns", "Publish"), 2);
     assert_eq!(calls.0.len(), 1, "the disabled notifier called AWS: {calls:?}");
@@ -1534,7 +1560,7 @@ async fn the_notifier_publishes_and_is_a_noop_without_a_topic() {
         region(A),
     );
     assert!(matches!(
-        missing.publish("x", &json!({})).await,
+        missing.publish(&notice("x", json!({}))).await,
         Err(Error::Aws {
             operation: "Publish",
             ..

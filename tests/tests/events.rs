@@ -130,16 +130,21 @@ async fn every_sample_is_handled_against_the_emulator() {
     };
     let watcher = {
         let config = env.config(&[]).watcher().unwrap();
-        failover_watcher::App::new(config.clone(), env.aws(&config.common).unwrap())
+        failover_watcher::App::new(
+            failover_watcher::Watcher {
+                config: config.clone(),
+            },
+            env.aws(&config.common).unwrap(),
+        )
     };
     for (name, path) in sample_files() {
         let payload: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         for (function, subs) in FUNCTIONS {
             env.emulator.reset_calls().await.unwrap();
             let result = match function {
-                vpc_route_injector::FUNCTION => injector.handle(payload.clone()).await,
-                tgw_route_propagator::FUNCTION => propagator.handle(payload.clone()).await,
-                _ => watcher.handle(payload.clone()).await,
+                vpc_route_injector::FUNCTION => injector.invoke(payload.clone()).await,
+                tgw_route_propagator::FUNCTION => propagator.invoke(payload.clone()).await,
+                _ => watcher.invoke(payload.clone()).await,
             };
             let writes = env.emulator.calls().await.unwrap().mutating();
             let activate = name == "manual/activate.json";

@@ -59,7 +59,7 @@ fn app(env: &TestEnv, extra: &[(&str, &str)]) -> App {
 }
 
 async fn invoke(app: &App, payload: Value) -> Value {
-    serde_json::to_value(app.handle(payload).await.expect("handler error")).unwrap()
+    serde_json::to_value(app.invoke(payload).await.expect("handler error")).unwrap()
 }
 
 fn changes(response: &Value) -> Vec<Value> {
@@ -470,7 +470,7 @@ async fn malformed_and_foreign_events_write_nothing() {
         json!({"dry_run": "yes"}),
         Value::Null,
     ] {
-        let err = app.handle(bad.clone()).await.expect_err("malformed accepted");
+        let err = app.invoke(bad.clone()).await.expect_err("malformed accepted");
         assert_eq!(err.error_type, "lbgp.MalformedPayload.NonRetryable", "{bad}");
         assert!(
             err.error_message.contains("malformed invocation payload"),
@@ -480,7 +480,7 @@ async fn malformed_and_foreign_events_write_nothing() {
     }
     let ignored = invoke(&app, cloudtrail("RunInstances", "eu-west-1", json!({}))).await;
     assert!(ignored["ignored"].is_string());
-    let activate = app.handle(json!({"group": "g", "activate": "i-1"})).await;
+    let activate = app.invoke(json!({"group": "g", "activate": "i-1"})).await;
     assert!(activate.is_err());
     let calls = env.emulator.calls().await.unwrap();
     assert!(calls.mutating().is_empty(), "{:?}", calls.mutating());

@@ -99,7 +99,7 @@ fn app(env: &TestEnv, extra: &[(&str, &str)]) -> App {
 }
 
 async fn invoke(app: &App, payload: Value) -> Value {
-    serde_json::to_value(app.handle(payload).await.expect("handler error")).unwrap()
+    serde_json::to_value(app.invoke(payload).await.expect("handler error")).unwrap()
 }
 
 fn changes(v: &Value) -> Vec<Value> {
@@ -405,7 +405,7 @@ async fn malformed_events_change_nothing_and_the_binary_serves() {
         json!({"force": "yes"}),
         json!(1),
     ] {
-        assert!(app.handle(bad).await.is_err());
+        assert!(app.invoke(bad).await.is_err());
     }
     assert!(env.emulator.calls().await.unwrap().mutating().is_empty());
 

@@ -50,9 +50,9 @@ use futures::future::join_all;
 use lambda_runtime::Diagnostic;
 use lbgp_aws::context::Aws;
 use lbgp_aws::ec2::RouteTableQuery;
-use lbgp_aws::runtime::LEASE_TTL_SECS;
 use lbgp_core::trigger::{Classified, Subscriptions, Trigger, classify};
 use lbgp_core::{LedgerStatus, Region, Route, RouteOrigin};
+use lbgp_runtime::reconcile::LEASE_TTL_SECS;
 use lbgp_tests::emulator::workspace_root;
 use lbgp_tests::events::{cloudtrail, scheduled};
 use lbgp_tests::fixtures::{
@@ -135,10 +135,10 @@ enum Function {
 }
 
 impl Function {
-    async fn handle(&self, payload: Value) -> Result<Value, Diagnostic> {
+    async fn invoke(&self, payload: Value) -> Result<Value, Diagnostic> {
         let response = match self {
-            Function::Injector(app) => app.handle(payload).await?,
-            Function::Propagator(app) => app.handle(payload).await?,
+            Function::Injector(app) => app.invoke(payload).await?,
+            Function::Propagator(app) => app.invoke(payload).await?,
         };
         Ok(serde_json::to_value(response).unwrap())
     }
@@ -738,7 +738,7 @@ async fn converge_under_faults(
         let mut notes = Vec::new();
         for run in 1..=max_runs {
             env.emulator.set_faults(faults(run as u64)).await.unwrap();
-            let response = app.handle(scheduled()).await;
+            let response = app.invoke(scheduled()).await;
             env.emulator.clear_faults().await.unwrap();
             notes.push(match &response {
                 Err(e) => {
@@ -780,7 +780,7 @@ async fn converge_under_faults(
         // Converged, still under faults: nothing to write.
         env.emulator.reset_calls().await.unwrap();
         env.emulator.set_faults(faults(99)).await.unwrap();
-        let quiet = app.handle(scheduled()).await;
+        let quiet = app.invoke(scheduled()).await;
         env.emulator.clear_faults().await.unwrap();
         env.clock.advance(LEASE_EXPIRY);
         let quiet_log = call_log(&env).await;
@@ -796,7 +796,7 @@ async fn converge_under_faults(
 
         // A clean run: nothing to do, no error.
         env.emulator.reset_calls().await.unwrap();
-        let clean = app.handle(scheduled()).await.unwrap();
+        let clean = app.invoke(scheduled()).await.unwrap();
         assert!(list(&clean, "changes").is_empty(), "{clean:#}");
         assert!(list(&clean, "errors").is_empty(), "{clean:#}");
         assert!(!clean["locked"].as_bool().unwrap(), "{clean:#}");
@@ -913,7 +913,7 @@ async fn faults_unreadable_regions_change_nothing() {
         let world = build(kind, &env, kind.name(), &Shape::standard(&regions)).await;
         let app = app(&env, &home, &world, &[]);
         let check = checker(&env, &home, &world);
-        app.handle(scheduled()).await.unwrap();
+        app.invoke(scheduled()).await.unwrap();
         assert_converged(&check, &world).await;
         let (mut failed_reads, mut calls) = (0, 0);
         for seed in 0..6 {
@@ -922,7 +922,7 @@ async fn faults_unreadable_regions_change_nothing() {
                 .set_faults(json!({"seed": seed, "throttle_p": 0.6, "services": ["ec2"]}))
                 .await
                 .unwrap();
-            let response = app.handle(scheduled()).await.unwrap();
+            let response = app.invoke(scheduled()).await.unwrap();
             env.emulator.clear_faults().await.unwrap();
             env.clock.advance(LEASE_EXPIRY);
             let log = call_log(&env).await;
@@ -975,13 +975,17 @@ async fn crash_after_every_write(kind: Kind, home_region: &str, shape: &Shape) {
     let world = build(kind, &env, "measure", shape).await;
     let measure = app(&env, &home, &world, &[]);
     env.emulator.reset_calls().await.unwrap();
-    let clean = measure.handle(scheduled()).await.unwrap();
+    let clean = measure.invoke(scheduled()).await.unwrap();
     assert_eq!(list(&clean, "changes").len(), world.desired.len(), "{clean:#}");
     let calls = env.emulator.calls().await.unwrap();
     let n: u64 = calls.mutating().values().sum();
     assert_converged(&checker(&env, &home, &world), &world).await;
+    // Every route write, the lease taken and released, and the write-ahead
+    // ledger's transactions: at least one of intents and one of
+    // confirmations (a burst's worth of routes each).
+    let transactions = calls.count("dynamodb", "TransactWriteItems") as usize;
     assert!(
-        n as usize >= 3 * world.desired.len() + 2,
+        transactions >= 2 && n as usize == world.desired.len() + transactions + 2,
         "{:?}",
         calls.mutating()
     );
@@ -997,7 +1001,7 @@ async fn crash_after_every_write(kind: Kind, home_region: &str, shape: &Shape) {
             .set_faults(json!({"fail_writes_after": k, "services": ["ec2", "dynamodb"]}))
             .await
             .unwrap();
-        let crashed = app.handle(scheduled()).await;
+        let crashed = app.invoke(scheduled()).await;
         env.emulator.clear_faults().await.unwrap();
         let visible = match &crashed {
             Err(e) => e.error_type == "lbgp.Aws.Retryable",
@@ -1012,14 +1016,14 @@ async fn crash_after_every_write(kind: Kind, home_region: &str, shape: &Shape) {
         assert_nothing_orphaned(&check, &world).await;
 
         env.clock.advance(LEASE_EXPIRY);
-        let next = app.handle(scheduled()).await.unwrap();
+        let next = app.invoke(scheduled()).await.unwrap();
         assert!(!next["locked"].as_bool().unwrap(), "k={k}: {next:#}");
         assert!(list(&next, "errors").is_empty(), "k={k}: {next:#}");
         if let Some(problems) = divergence(&check, &world).await {
             panic!("k={k}: not converged after the crash:\n{problems}\n{next:#}");
         }
         env.emulator.reset_calls().await.unwrap();
-        let after = app.handle(scheduled()).await.unwrap();
+        let after = app.invoke(scheduled()).await.unwrap();
         assert!(list(&after, "changes").is_empty(), "k={k}: {after:#}");
         assert!(
             env.emulator.calls().await.unwrap().ec2_mutating().is_empty(),
@@ -1154,7 +1158,7 @@ async fn concurrent_invocations(
         // Round 0 creates everything; later rounds start from a mesh where
         // one owned route was deleted by hand.
         let to_create = desired.iter().filter(|id| !before.contains_key(*id)).count();
-        let runs = join_all(apps.iter().map(|a| a.handle(scheduled())));
+        let runs = join_all(apps.iter().map(|a| a.invoke(scheduled())));
         let meddler = async {
             // Wait until the holder is writing, then delete one of the
             // routes it has created, and send the deletion's event.
@@ -1177,7 +1181,7 @@ async fn concurrent_invocations(
                 Kind::Injector => cloudtrail("DeleteRoute", &victim.0, json!({})),
                 Kind::Propagator => cloudtrail("DeleteTransitGatewayRoute", &victim.0, json!({})),
             };
-            (victim, late_app.handle(event).await)
+            (victim, late_app.invoke(event).await)
         };
         let (responses, (victim, late)) = tokio::join!(runs, meddler);
         env.emulator.clear_faults().await.unwrap();
@@ -1331,7 +1335,7 @@ async fn malformed_sample_events_are_refused_without_any_call() {
         for (name, payload) in &malformed {
             // Every one is an error, even for a function that does not act
             // on its kind of event (a state change without an instance id).
-            let err = app.handle(payload.clone()).await.expect_err(name);
+            let err = app.invoke(payload.clone()).await.expect_err(name);
             assert_eq!(err.error_type, "lbgp.MalformedPayload.NonRetryable", "{name}");
             assert!(
                 err.error_message.contains("malformed invocation payload")
@@ -1547,7 +1551,7 @@ async fn random_payloads(kind: Kind, count: usize, seed: u64) {
     let home = home(&env, fixtures::HOME).await;
     let world = build(kind, &env, "prod", &Shape::small(&["us-east-1", "eu-west-1"])).await;
     let app = app(&env, &home, &world, &[]);
-    app.handle(scheduled()).await.unwrap();
+    app.invoke(scheduled()).await.unwrap();
     let check = checker(&env, &home, &world);
     assert_converged(&check, &world).await;
     let mut samples: Vec<Value> = Vec::new();
@@ -1561,7 +1565,7 @@ async fn random_payloads(kind: Kind, count: usize, seed: u64) {
     for i in 0..count {
         let payload = random_payload(&mut rng, &samples);
         let expected = classify(&payload, kind.subscriptions());
-        let result = app.handle(payload.clone()).await;
+        let result = app.invoke(payload.clone()).await;
         let quiet = || async { env.emulator.calls().await.unwrap().0.is_empty() };
         match (&expected, &result) {
             (Err(_), Err(e)) | (Ok(Classified::Handle(Trigger::Manual(_))), Err(e)) => {
@@ -1790,7 +1794,7 @@ async fn blast_radius(kind: Kind) {
     let before = snapshot(&check, &world).await;
     env.emulator.reset_calls().await.unwrap();
 
-    let refused = app.handle(scheduled()).await.unwrap();
+    let refused = app.invoke(scheduled()).await.unwrap();
     assert_eq!(refused["applied"], json!(false), "{refused:#}");
     let reason = refused["refused"].as_str().unwrap();
     assert!(
@@ -1808,12 +1812,12 @@ async fn blast_radius(kind: Kind) {
     assert!(ledger(&check, &world).await.is_empty());
 
     // Refused again, the same way (the lease was released).
-    let again = app.handle(json!({"dry_run": false})).await.unwrap();
+    let again = app.invoke(json!({"dry_run": false})).await.unwrap();
     assert!(again["refused"].is_string() && !again["locked"].as_bool().unwrap());
 
     // force overrides it.
     env.emulator.reset_calls().await.unwrap();
-    let forced = app.handle(json!({"force": true})).await.unwrap();
+    let forced = app.invoke(json!({"force": true})).await.unwrap();
     assert!(forced["refused"].is_null(), "{forced:#}");
     assert_eq!(list(&forced, "changes").len(), world.desired.len());
     assert_converged(&check, &world).await;
@@ -1859,7 +1863,7 @@ async fn out_of_band(kind: Kind) {
     .await;
     let app = app(&env, &home, &world, &[]);
     let check = checker(&env, &home, &world);
-    app.handle(scheduled()).await.unwrap();
+    app.invoke(scheduled()).await.unwrap();
     assert_converged(&check, &world).await;
     let owned: Vec<RouteId> = world.desired.keys().cloned().collect();
 
@@ -1867,7 +1871,7 @@ async fn out_of_band(kind: Kind) {
     let deleted = owned[1].clone();
     delete_by_hand(&env, kind, &deleted).await;
     env.emulator.reset_calls().await.unwrap();
-    let response = app.handle(scheduled()).await.unwrap();
+    let response = app.invoke(scheduled()).await.unwrap();
     let changes = list(&response, "changes");
     assert_eq!(changes.len(), 1, "{response:#}");
     assert_eq!(changes[0]["op"], "create");
@@ -1888,7 +1892,7 @@ async fn out_of_band(kind: Kind) {
     let stranger = world.stranger[repointed.0.as_str()].clone();
     repoint_by_hand(&env, kind, &repointed, &stranger).await;
     env.emulator.reset_calls().await.unwrap();
-    let response = app.handle(scheduled()).await.unwrap();
+    let response = app.invoke(scheduled()).await.unwrap();
     let changes = list(&response, "changes");
     assert_eq!(changes.len(), 1, "{response:#}");
     assert_eq!(changes[0]["op"], "replace");
@@ -1923,7 +1927,7 @@ async fn out_of_band(kind: Kind) {
     }
     env.emulator.reset_calls().await.unwrap();
     for _ in 0..2 {
-        let response = app.handle(scheduled()).await.unwrap();
+        let response = app.invoke(scheduled()).await.unwrap();
         assert!(list(&response, "changes").is_empty(), "{response:#}");
         assert_eq!(
             list(&response, "conflicts").len(),
@@ -1965,11 +1969,11 @@ async fn watcher_refuses_bad_input_and_bad_configuration() {
         .watcher()
         .unwrap();
     let aws = env.aws(&config.common).unwrap();
-    let app = failover_watcher::App::new(config, aws);
+    let app = failover_watcher::App::new(failover_watcher::Watcher { config }, aws);
     let malformed = sample_events("malformed");
     env.emulator.reset_calls().await.unwrap();
     for (name, payload) in &malformed {
-        let err = app.handle(payload.clone()).await.expect_err(name);
+        let err = app.invoke(payload.clone()).await.expect_err(name);
         assert_eq!(
             err.error_type, "lbgp.MalformedPayload.NonRetryable",
             "{name}: {err:?}"
@@ -1986,7 +1990,7 @@ async fn watcher_refuses_bad_input_and_bad_configuration() {
     for i in 0..200 {
         let payload = random_payload(&mut rng, &samples);
         let expected = classify(&payload, failover_watcher::SUBSCRIPTIONS);
-        let result = app.handle(payload.clone()).await;
+        let result = app.invoke(payload.clone()).await;
         let calls = env.emulator.calls().await.unwrap();
         match (&expected, &result) {
             (Err(_), Err(e)) => {

@@ -123,11 +123,11 @@ async fn scene(az: bool) -> Scene {
 fn app(env: &TestEnv, extra: &[(&str, &str)]) -> App {
     let config = env.config(extra).watcher().unwrap();
     let aws = env.aws(&config.common).unwrap();
-    App::new(config, aws)
+    App::new(failover_watcher::Watcher { config }, aws)
 }
 
 async fn invoke(app: &App, payload: Value) -> Value {
-    serde_json::to_value(app.handle(payload).await.expect("handler error")).unwrap()
+    serde_json::to_value(app.invoke(payload).await.expect("handler error")).unwrap()
 }
 
 fn changes(response: &Value) -> Vec<Value> {
@@ -627,7 +627,7 @@ async fn malformed_and_foreign_events_write_nothing() {
         state_change(REGION, &s.primary.instance, "melted"),
         no_instance,
     ] {
-        let err = app.handle(bad.clone()).await.expect_err("malformed accepted");
+        let err = app.invoke(bad.clone()).await.expect_err("malformed accepted");
         assert_eq!(err.error_type, "lbgp.MalformedPayload.NonRetryable", "{bad}");
         assert!(
             err.error_message.contains("malformed invocation payload"),
@@ -723,7 +723,7 @@ async fn operator_activate_switches_pins_and_refuses_an_unhealthy_member() {
     stop(&s.ec2(), &s.standby.instance).await.unwrap();
     s.reset_calls().await;
     let err = app
-        .handle(json!({"group": "vpn", "activate": s.standby.instance}))
+        .invoke(json!({"group": "vpn", "activate": s.standby.instance}))
         .await
         .expect_err("activated a stopped instance");
     assert_eq!(err.error_type, "lbgp.ActivateRefused.NonRetryable");
@@ -733,7 +733,7 @@ async fn operator_activate_switches_pins_and_refuses_an_unhealthy_member() {
         err.error_message
     );
     let err = app
-        .handle(json!({"group": "nope", "activate": s.primary.instance}))
+        .invoke(json!({"group": "nope", "activate": s.primary.instance}))
         .await
         .expect_err("activated in an unknown group");
     assert_eq!(err.error_type, "lbgp.ActivateRefused.NonRetryable");
@@ -968,7 +968,7 @@ async fn failover_converges_under_faults_within_five_runs() {
                 scheduled()
             };
             // A faulted run may fail as a whole; Lambda would retry it.
-            let _ = app.handle(payload).await;
+            let _ = app.invoke(payload).await;
             if s.all_on(&s.standby).await {
                 break;
             }
@@ -1023,7 +1023,7 @@ async fn a_failover_crashed_after_k_writes_is_finished_by_the_next_run() {
             .await
             .unwrap();
         let _ = app
-            .handle(state_change(REGION, &s.primary.instance, "stopped"))
+            .invoke(state_change(REGION, &s.primary.instance, "stopped"))
             .await;
         s.env.emulator.clear_faults().await.unwrap();
         s.env.clock.advance(200);

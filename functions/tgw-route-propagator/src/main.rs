@@ -4,10 +4,10 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lbgp_aws::runtime::init_tracing();
+    lbgp_runtime::init_tracing();
     let app = tgw_route_propagator::app_from_env().await;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        app.handle(event.payload)
+        app.handle(event)
     }))
     .await
 }

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, anyhow, bail};
 use futures::StreamExt;
 use lbgp_aws::ec2::{EXPECTED_PER_SEARCH, Ec2, RouteTableQuery, WriteOutcome};
-use lbgp_aws::runtime::{Observation, plan_observation};
 use lbgp_aws::throttle::TokenBucket;
+use lbgp_core::desire::Desire;
 use lbgp_core::prefix::aggregate;
 use lbgp_core::{
     Cidr, DesiredRoute, LedgerEntry, LedgerStatus, OwnershipLedger, Region, Route, RouteKey, RouteOrigin,
@@ -542,11 +542,9 @@ fn managed(
         key: key.clone(),
         target: target.clone(),
     });
-    input.ledger.insert(LedgerEntry {
-        key: key.clone(),
-        target: target.clone(),
-        status: LedgerStatus::Owned,
-    });
+    input
+        .ledger
+        .insert(LedgerEntry::new(key.clone(), target.clone(), LedgerStatus::Owned));
     if drift && n.is_multiple_of(10) {
         input.expected_changes += 1;
         if (n / 10) % 2 == 1 {
@@ -680,22 +678,22 @@ fn proc_status_kib(field: &str) -> Option<u64> {
 }
 
 impl PlanInput {
-    /// The same state as the functions hold it: an [`Observation`] over
+    /// The same state as the functions hold it: an [`Desire`] over
     /// every region (moved, not copied).
-    fn into_observation(self) -> (Observation, OwnershipLedger) {
+    fn into_desire(self) -> (Desire, OwnershipLedger) {
         let complete_regions = self.desired.iter().map(|d| d.key.table.region.clone()).collect();
-        let obs = Observation {
+        let obs = Desire {
             desired: self.desired,
             actual: self.actual,
             complete_regions,
-            ..Observation::default()
+            ..Desire::default()
         };
         (obs, self.ledger)
     }
 }
 
 /// Child mode: builds one case, plans it once with `plan` and once with
-/// `plan_observation`, and reports the peak RSS of the whole process and of
+/// `Desire::plan`, and reports the peak RSS of the whole process and of
 /// each planning step alone (the high-water mark is reset through
 /// `/proc/self/clear_refs` just before each).
 fn plan_memory_child(name: &str) -> anyhow::Result<()> {
@@ -710,16 +708,13 @@ fn plan_memory_child(name: &str) -> anyhow::Result<()> {
     let plan_hwm = status("VmHWM:")?;
     let changes = p.changes.len();
     drop(p);
-    let (obs, ledger) = input.into_observation();
+    let (obs, ledger) = input.into_desire();
     let rss_before_obs = status("VmRSS:")?;
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let p = plan_observation(&obs, &ledger);
+    let p = obs.plan(&ledger);
     let obs_hwm = status("VmHWM:")?;
     if p.changes.len() != changes {
-        bail!(
-            "plan_observation planned {} changes, plan {changes}",
-            p.changes.len()
-        );
+        bail!("Desire::plan planned {} changes, plan {changes}", p.changes.len());
     }
     println!(
         "{}",
@@ -771,8 +766,8 @@ async fn planner(options: &Options) -> anyhow::Result<Section> {
         let plan_times = time_runs(runs, || {
             plan(std::hint::black_box(&input.desired), &input.actual, &input.ledger)
         });
-        let (obs, obs_ledger) = input.into_observation();
-        let obs_times = time_runs(runs, || plan_observation(std::hint::black_box(&obs), &obs_ledger));
+        let (obs, obs_ledger) = input.into_desire();
+        let obs_times = time_runs(runs, || std::hint::black_box(&obs).plan(&obs_ledger));
         drop((obs, obs_ledger));
 
         let out = Command::new(&exe)
@@ -834,10 +829,7 @@ async fn planner(options: &Options) -> anyhow::Result<Section> {
             Some(plan_ok),
         ));
         headlines.push(Headline::new(
-            format!(
-                "1. `plan_observation` (as the functions call it), {}",
-                case.label()
-            ),
+            format!("1. `Desire::plan` (as the functions call it), {}", case.label()),
             format!("{obs_med:.1} ms, peak {:.1} MiB", mib(obs_peak)),
             "< 100 ms, < 100 MB",
             Some(obs_ok),
@@ -848,7 +840,7 @@ async fn planner(options: &Options) -> anyhow::Result<Section> {
     let _ = writeln!(
         md,
         "`lbgp_core::plan(desired, actual, ledger)` called directly, and \
-         `lbgp_aws::runtime::plan_observation(observation, ledger)`, which is how the functions call it \
+         `lbgp_core::desire::Desire::plan(ledger)`, which is how the functions call it \
          (it plans the routes of complete regions and unfrozen tables, borrowed through \
          `plan_from_iter`, not copied). `bench-fast` profile (release, opt-level 3, no LTO). Synthetic \
          state shaped like the adapters produce it:\n\n\
@@ -866,13 +858,13 @@ async fn planner(options: &Options) -> anyhow::Result<Section> {
     );
     let _ = writeln!(
         md,
-        "| case | desired | observed | ledger | changes | `plan` | `plan_observation` |\n\
+        "| case | desired | observed | ledger | changes | `plan` | `Desire::plan` |\n\
          | --- | --- | --- | --- | --- | --- | --- |\n{time_rows}"
     );
     let _ = writeln!(
         md,
         "Memory: a child process per case (`lbgp-bench plan-memory CASE`) builds the inputs, then runs \
-         `plan` once and `plan_observation` once. *Inputs* is its RSS once they are built; *+ planning* \
+         `plan` once and `Desire::plan` once. *Inputs* is its RSS once they are built; *+ planning* \
          is the peak RSS during the call above the RSS just before it (`VmHWM` reset through \
          `/proc/self/clear_refs`); *process peak* is the process's high-water mark over its whole life \
          up to then: inputs, planning and plan, what a Lambda's *Max Memory Used* would show of it, and \
@@ -880,7 +872,7 @@ async fn planner(options: &Options) -> anyhow::Result<Section> {
     );
     let _ = writeln!(
         md,
-        "| case | inputs | + `plan` | process peak with `plan` | + `plan_observation` | process peak with `plan_observation` |\n\
+        "| case | inputs | + `plan` | process peak with `plan` | + `Desire::plan` | process peak with `Desire::plan` |\n\
          | --- | --- | --- | --- | --- | --- |\n{memory_rows}"
     );
     let _ = writeln!(
@@ -889,7 +881,7 @@ async fn planner(options: &Options) -> anyhow::Result<Section> {
          destinations that matter, desired or in the ledger, and probes it once per input route; only \
          the output is sorted, so the plan stays deterministic. The first version used ordered maps \
          keyed by `RouteKey` and spent about two thirds of its time comparing region and table-id \
-         strings (`perf record`, commit `5efa2fb`); `plan_observation` then copied its inputs to \
+         strings (`perf record`, commit `5efa2fb`); `Desire::plan` then copied its inputs to \
          filter them. The slowest case here is {}.\n",
         slowest.map_or_else(
             || "none".to_owned(),
@@ -899,7 +891,7 @@ async fn planner(options: &Options) -> anyhow::Result<Section> {
     if obs_misses {
         let _ = writeln!(
             md,
-            "**`plan_observation` missed a target**: it filters through borrowed iterators, so its cost \
+            "**`Desire::plan` missed a target**: it filters through borrowed iterators, so its cost \
              above `plan` is the region and frozen-table check per route; see the memory table.\n"
         );
     }
@@ -1223,8 +1215,8 @@ impl Handler {
 
     async fn invoke(&self, payload: Value) -> anyhow::Result<Value> {
         let response = match self {
-            Handler::Injector(app) => app.handle(payload).await,
-            Handler::Propagator(app) => app.handle(payload).await,
+            Handler::Injector(app) => app.invoke(payload).await,
+            Handler::Propagator(app) => app.invoke(payload).await,
         }
         .map_err(|d| anyhow!("{}: {}", d.error_type, d.error_message))?;
         Ok(serde_json::to_value(response)?)
@@ -2088,7 +2080,11 @@ async fn minimal_failover(env: &TestEnv, failed: &str) -> anyhow::Result<(Durati
         .context("failed member")?;
     let standby = members
         .iter()
-        .find(|i| i.id != failed && i.state == "running" && checks.contains_key(&i.id))
+        .find(|i| {
+            i.id != failed
+                && i.state == Some(lbgp_core::topology::InstanceState::Running)
+                && checks.contains_key(&i.id)
+        })
         .and_then(|i| i.primary_interface_id.clone())
         .context("healthy standby")?;
     let target = RouteTarget::NetworkInterface(standby);
@@ -2156,10 +2152,15 @@ async fn watcher_failover(routes: usize) -> anyhow::Result<WatcherCase> {
             ("LBGP_MAX_CHANGES", "100000"),
         ])
         .watcher()?;
-    let app = failover_watcher::App::new(config.clone(), env.aws(&config.common)?);
+    let app = failover_watcher::App::new(
+        failover_watcher::Watcher {
+            config: config.clone(),
+        },
+        env.aws(&config.common)?,
+    );
     let invoke = |payload: Value| async {
         let response = app
-            .handle(payload)
+            .invoke(payload)
             .await
             .map_err(|d| anyhow!("{}: {}", d.error_type, d.error_message))?;
         anyhow::Ok(serde_json::to_value(response)?)
@@ -2327,7 +2328,7 @@ async fn failover(options: &Options) -> anyhow::Result<Section> {
     let _ = writeln!(md, "## 5. Failover latency\n");
     let _ = writeln!(
         md,
-        "`failover-watcher` through its handler (`failover_watcher::App::new(config, aws)`) against \
+        "`failover-watcher` through its handler (`failover_watcher::App::new(Watcher {{ config }}, aws)`) against \
          the emulator with `latency_ms: {FAILOVER_LATENCY_MS}` on every EC2 call and EC2's pacing \
          (`LBGP_EC2_WRITE_BURST=50`, `LBGP_EC2_WRITE_RATE=5`; the bucket full, as for an idle \
          account). The scene: failover group `vpn` with a primary (priority 200) and a standby (100) \

@@ -1,0 +1,389 @@
+//! Applies a unit's plan, write-ahead, so a crash between any two calls
+//! leaves nothing orphaned (the protocol is `lbgp_core::writeahead`'s):
+//!
+//! - **owned routes** (injector, propagator): the plan's ledger fixes, then
+//!   per region, a burst at a time: one fenced transaction of intents, the
+//!   burst's EC2 writes side by side, one fenced transaction of
+//!   confirmations. A converge costs about 2 × ⌈writes / burst⌉ ledger
+//!   transactions per region, not 2 × writes;
+//! - **moved routes** (failover watcher): the group's new state, fenced,
+//!   then one `ReplaceRoute` per route. A crash in between leaves routes on
+//!   the old member, which the next run repairs as drift.
+//!
+//! Regions are written side by side, each with its own queue a burst wide,
+//! so one region waiting on its token bucket never holds up another. Before
+//! every batch and every write the [`Budget`] is asked: past the deadline or
+//! too close to the lease's end, nothing more starts and the rest is
+//! counted as deferred for the next run.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::future::join_all;
+use futures::stream::{self, StreamExt};
+use lbgp_aws::Error;
+use lbgp_aws::context::Aws;
+use lbgp_aws::ec2::{Ec2, WriteOutcome};
+use lbgp_aws::store::Fence;
+use lbgp_core::report::{ErrorReport, SkipReport};
+use lbgp_core::writeahead::{self, LedgerWrite, WRITES_PER_TRANSACTION};
+use lbgp_core::{Change, ChangeOp, LedgerFix, Region};
+
+use crate::budget::Budget;
+
+/// What an apply did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Changes that took effect, sorted.
+    pub applied: Vec<Change>,
+    /// Failures, each confined to its change (or the ledger); the next run
+    /// retries them.
+    pub errors: Vec<ErrorReport>,
+    /// Changes left alone on purpose (a route deleted before it could be
+    /// moved).
+    pub skipped: Vec<SkipReport>,
+    /// The lease was lost mid-way: the run stopped writing.
+    pub fenced: bool,
+    /// The apply stopped before its changes (the state record could not be
+    /// saved): nothing was moved.
+    pub halted: bool,
+    /// Changes not started because the deadline or the lease's end came:
+    /// left for the next run.
+    pub deferred: usize,
+}
+
+impl Outcome {
+    fn merge(&mut self, other: Outcome) {
+        self.applied.extend(other.applied);
+        self.errors.extend(other.errors);
+        self.skipped.extend(other.skipped);
+        self.fenced |= other.fenced;
+        self.halted |= other.halted;
+        self.deferred += other.deferred;
+    }
+
+    fn sorted(mut self) -> Outcome {
+        self.applied.sort();
+        self.errors.sort();
+        self.skipped.sort();
+        self
+    }
+
+    fn fail(&mut self, change: &Change, e: &Error) {
+        tracing::error!(
+            op = %change.op,
+            region = %change.key.table.region,
+            route_table_id = %change.key.table.id,
+            destination = %change.key.destination,
+            error = %e,
+            "route change failed; the next run retries it"
+        );
+        self.fenced |= e.is_fenced();
+        self.errors.push(ErrorReport {
+            region: change.key.table.region.to_string(),
+            resource: Some(format!("{} {}", change.key.table.id, change.key.destination)),
+            error: e.to_string(),
+        });
+    }
+
+    fn ledger_failed(&mut self, aws: &Aws, e: &Error) {
+        tracing::error!(error = %e, "ledger write failed");
+        self.fenced |= e.is_fenced();
+        self.errors.push(ErrorReport {
+            region: aws.home.to_string(),
+            resource: Some("ledger".to_owned()),
+            error: e.to_string(),
+        });
+    }
+}
+
+fn log_applied(change: &Change) {
+    tracing::info!(
+        op = %change.op,
+        region = %change.key.table.region,
+        route_table_id = %change.key.table.id,
+        destination = %change.key.destination,
+        target = %change.target,
+        previous = %change.previous.as_ref().map(ToString::to_string).unwrap_or_default(),
+        reason = %change.reason,
+        "route changed"
+    );
+}
+
+/// Runs `work` for each region's queue of changes, the regions side by side.
+pub async fn per_region<'c, Fut>(
+    changes: &'c [Change],
+    work: impl Fn(&'c Region, Vec<&'c Change>) -> Fut,
+) -> Outcome
+where
+    Fut: Future<Output = Outcome>,
+{
+    let mut queues: BTreeMap<&Region, Vec<&'c Change>> = BTreeMap::new();
+    for change in changes {
+        queues.entry(&change.key.table.region).or_default().push(change);
+    }
+    let outcomes = join_all(queues.into_iter().map(|(region, queue)| work(region, queue))).await;
+    let mut total = Outcome::default();
+    for o in outcomes {
+        total.merge(o);
+    }
+    total.sorted()
+}
+
+/// How many writes a region keeps in flight: its burst (an unknown region
+/// fails each of its writes with a clear error; its queue needs a width).
+fn width(aws: &Aws, region: &Region) -> usize {
+    aws.ec2(region).map_or(1, Ec2::writes_in_flight)
+}
+
+/// Who owns the ledger entries being written.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    /// The function name (ledger partition).
+    pub function: &'a str,
+    /// The mesh name (ledger partition).
+    pub mesh: &'a str,
+}
+
+/// Applies a plan of owned routes: ledger fixes, then the changes in
+/// write-ahead bursts. `changes` were checked against the blast radius.
+pub async fn apply_owned(
+    aws: &Aws,
+    fence: &Fence,
+    owner: Owner<'_>,
+    fixes: &[LedgerFix],
+    changes: &[Change],
+    budget: &Budget,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let fix_writes: Vec<LedgerWrite> = fixes.iter().map(writeahead::fix).collect();
+    if let Err(e) = aws
+        .store
+        .write_ledger(fence, owner.function, owner.mesh, &fix_writes)
+        .await
+    {
+        outcome.ledger_failed(aws, &e);
+        if outcome.fenced {
+            return outcome;
+        }
+    } else {
+        for fix in fixes {
+            tracing::info!(fix = ?fix, "ledger bookkeeping");
+        }
+    }
+    let fenced = AtomicBool::new(false);
+    let fenced = &fenced;
+    let writes = per_region(changes, |region, queue| async move {
+        let burst = width(aws, region).min(WRITES_PER_TRANSACTION);
+        let mut out = Outcome::default();
+        for (n, chunk) in queue.chunks(burst).enumerate() {
+            if fenced.load(Ordering::SeqCst) {
+                break;
+            }
+            if !budget.may_write(fence) {
+                out.deferred += queue.len() - n * burst;
+                break;
+            }
+            out.merge(owned_burst(aws, fence, owner, chunk, budget, burst).await);
+            if out.fenced {
+                fenced.store(true, Ordering::SeqCst);
+                break;
+            }
+        }
+        out
+    })
+    .await;
+    outcome.merge(writes);
+    outcome.sorted()
+}
+
+/// One burst of owned changes: intents, writes, confirmations.
+async fn owned_burst(
+    aws: &Aws,
+    fence: &Fence,
+    owner: Owner<'_>,
+    chunk: &[&Change],
+    budget: &Budget,
+    in_flight: usize,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let intents: Vec<LedgerWrite> = chunk.iter().filter_map(|c| writeahead::intent(c)).collect();
+    if let Err(e) = aws
+        .store
+        .write_ledger(fence, owner.function, owner.mesh, &intents)
+        .await
+    {
+        // Without its intent no change may be written.
+        for change in chunk {
+            out.fail(change, &e);
+        }
+        return out;
+    }
+    let results: Vec<(&Change, Option<Result<(), Error>>)> = stream::iter(chunk.iter().copied())
+        .map(|change| async move {
+            if !budget.may_write(fence) {
+                return (change, None);
+            }
+            (change, Some(write_owned(aws, change).await))
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    let mut confirmations = Vec::new();
+    let mut done = Vec::new();
+    for (change, result) in results {
+        match result {
+            None => out.deferred += 1,
+            Some(Ok(())) => {
+                confirmations.extend(writeahead::confirmation(change));
+                done.push(change.clone());
+            }
+            Some(Err(e)) => out.fail(change, &e),
+        }
+    }
+    // The routes are written whatever happens to their confirmations: a
+    // pending entry whose route is there is adopted by the next plan.
+    if let Err(e) = aws
+        .store
+        .write_ledger(fence, owner.function, owner.mesh, &confirmations)
+        .await
+    {
+        out.ledger_failed(aws, &e);
+    }
+    for change in &done {
+        log_applied(change);
+    }
+    out.applied.extend(done);
+    out
+}
+
+/// The EC2 write of one owned change, tolerant of what a lost response or a
+/// race leaves behind.
+async fn write_owned(aws: &Aws, change: &Change) -> Result<(), Error> {
+    let ec2 = aws.ec2(&change.key.table.region)?;
+    let unexpected = |operation, detail: &str| Error::Unexpected {
+        operation,
+        region: change.key.table.region.to_string(),
+        detail: format!("{} {}: {detail}", change.key.table.id, change.key.destination),
+    };
+    match change.op {
+        ChangeOp::Create => match ec2.create_route(&change.key, &change.target).await? {
+            WriteOutcome::Applied => Ok(()),
+            // Someone holds the destination: perhaps our own attempt whose
+            // response was lost and that the SDK retried. Ours if the
+            // target is ours; otherwise the intent stays pending and the
+            // next plan drops it (and reports the conflict).
+            WriteOutcome::AlreadyExists
+                if ec2
+                    .read_static_route(&change.key)
+                    .await?
+                    .is_some_and(|r| r.target == change.target) =>
+            {
+                Ok(())
+            }
+            WriteOutcome::AlreadyExists | WriteOutcome::NotFound => Err(unexpected(
+                "CreateRoute",
+                "a route appeared before ours; left pending for the next run to verify",
+            )),
+        },
+        ChangeOp::Replace => match ec2.replace_route(&change.key, &change.target).await? {
+            WriteOutcome::Applied | WriteOutcome::AlreadyExists => Ok(()),
+            // Deleted under us: create it (the entry is already ours).
+            WriteOutcome::NotFound => match ec2.create_route(&change.key, &change.target).await? {
+                WriteOutcome::Applied => Ok(()),
+                _ => Err(unexpected(
+                    "CreateRoute",
+                    "the route changed under us twice; the next run re-plans",
+                )),
+            },
+        },
+        ChangeOp::Delete => ec2.delete_route(&change.key).await.map(|_| ()),
+    }
+}
+
+/// A state record to save, fenced, before a unit's routes move.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateRecord {
+    /// The record's name (`sk`) under `state#<function>#<scope>`.
+    pub name: String,
+    /// Its body.
+    pub body: serde_json::Value,
+}
+
+/// Applies a plan of moved routes (the user's, not ours): the state first,
+/// then one `ReplaceRoute` per route.
+pub async fn apply_moves(
+    aws: &Aws,
+    fence: &Fence,
+    function: &str,
+    scope: &str,
+    state: Option<&StateRecord>,
+    moves: &[Change],
+    budget: &Budget,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    if let Some(record) = state {
+        // Write-ahead: the new active member is recorded (fenced) before any
+        // route moves, so a run that lost its lease moves nothing.
+        if let Err(e) = aws
+            .store
+            .save_state(fence, function, scope, &record.name, &record.body)
+            .await
+        {
+            tracing::error!(scope, error = %e, "state not saved; no route moved");
+            outcome.fenced = e.is_fenced();
+            outcome.halted = true;
+            outcome.errors.push(ErrorReport {
+                region: aws.home.to_string(),
+                resource: Some(format!("state {scope}")),
+                error: e.to_string(),
+            });
+            return outcome;
+        }
+    }
+    let moved = per_region(moves, |region, queue| async move {
+        let results: Vec<(&Change, Option<Result<WriteOutcome, Error>>)> = stream::iter(queue)
+            .map(|change| async move {
+                if !budget.may_write(fence) {
+                    return (change, None);
+                }
+                let result = match aws.ec2(&change.key.table.region) {
+                    Ok(ec2) => ec2.replace_route(&change.key, &change.target).await,
+                    Err(e) => Err(e),
+                };
+                (change, Some(result))
+            })
+            .buffer_unordered(width(aws, region))
+            .collect()
+            .await;
+        let mut out = Outcome::default();
+        for (change, result) in results {
+            let table = &change.key.table;
+            match result {
+                None => out.deferred += 1,
+                Some(Ok(WriteOutcome::Applied | WriteOutcome::AlreadyExists)) => {
+                    log_applied(change);
+                    out.applied.push(change.clone());
+                }
+                Some(Ok(WriteOutcome::NotFound)) => {
+                    // The user deleted the route meanwhile: it is theirs,
+                    // not ours to re-create.
+                    tracing::warn!(region = %table.region, route_table_id = %table.id,
+                        destination = %change.key.destination, "route deleted before it could be repointed");
+                    out.skipped.push(SkipReport {
+                        region: table.region.to_string(),
+                        resource: table.id.clone(),
+                        destination: Some(change.key.destination.to_string()),
+                        reason: "route deleted before it could be repointed".to_owned(),
+                    });
+                }
+                Some(Err(e)) => out.fail(change, &e),
+            }
+        }
+        out
+    })
+    .await;
+    outcome.merge(moved);
+    outcome.sorted()
+}

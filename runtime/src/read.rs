@@ -1,0 +1,34 @@
+//! Reading every region at once, with failures confined to their region.
+
+use lbgp_aws::Error;
+use lbgp_core::Region;
+use lbgp_core::report::ErrorReport;
+
+/// Reads every region at once with `read`. A region that fails is logged
+/// and reported, and left out, so its routes are left as they are while
+/// the other regions go on.
+pub async fn read_each_region<'r, T, Fut>(
+    regions: &'r [Region],
+    read: impl Fn(&'r Region) -> Fut,
+) -> (Vec<T>, Vec<ErrorReport>)
+where
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let results = futures::future::join_all(regions.iter().map(read)).await;
+    let mut views = Vec::new();
+    let mut errors = Vec::new();
+    for (region, result) in regions.iter().zip(results) {
+        match result {
+            Ok(view) => views.push(view),
+            Err(e) => {
+                tracing::error!(region = %region, error = %e, "region could not be read; its routes are left as they are");
+                errors.push(ErrorReport {
+                    region: region.to_string(),
+                    resource: None,
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    (views, errors)
+}

@@ -1,0 +1,732 @@
+//! The reconcile loop: read → desire → plan → guard → apply → report →
+//! notify, under a lease per unit of work, again while work comes in.
+//!
+//! A function plugs in as a [`Reconciler`]: which units a trigger concerns
+//! ([`Reconciler::select`]), and each unit's plan ([`Reconciler::plan`]: I/O
+//! in the function crate, rules in `lbgp-core`). Everything else is here,
+//! once: classifying the payload, dry runs, leases and their release,
+//! the blast-radius guard over the whole run, write-ahead application within
+//! the deadline, further passes when other triggers asked for work, the
+//! response, and the notifications.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use lbgp_aws::context::Aws;
+use lbgp_aws::store::{Acquired, Fence, Released};
+use lbgp_core::config::CommonConfig;
+use lbgp_core::desire::Desire;
+use lbgp_core::notice;
+use lbgp_core::report::{ChangeReport, ConflictReport, ErrorReport, InvokeResponse, SkipReport};
+use lbgp_core::trigger::{Classified, MalformedPayload, Subscriptions, Trigger, classify};
+use lbgp_core::{Change, LedgerFix, Plan, Region};
+use serde_json::{Map, Value, json};
+
+use crate::Error;
+use crate::apply::{self, Outcome, Owner, StateRecord};
+use crate::budget::Budget;
+use crate::notify;
+
+/// Seconds a lease lasts: longer than the function's timeout plus the
+/// lease margin of [`crate::budget`], so a live holder never loses it, short
+/// enough that a crashed one frees it soon.
+pub const LEASE_TTL_SECS: u64 = 180;
+/// Passes one invocation makes when other runs keep asking for more work.
+pub const MAX_PASSES: usize = 5;
+
+/// One unit of work under one lease: the mesh of a route-owning function,
+/// or one failover group.
+#[derive(Debug, Clone)]
+pub struct Unit<K> {
+    /// The lease scope (`lease#<function>#<scope>`), also the scope of the
+    /// unit's state records.
+    pub scope: String,
+    /// What the function needs to find the unit again.
+    pub key: K,
+}
+
+/// The units an invocation concerns.
+#[derive(Debug, Clone)]
+pub enum Selection<K> {
+    /// These units, and the regions that could not be searched for them.
+    Units {
+        /// The units.
+        units: Vec<Unit<K>>,
+        /// Regions that failed discovery.
+        errors: Vec<ErrorReport>,
+    },
+    /// A well-formed event that concerns nothing of ours.
+    Ignore(String),
+}
+
+impl Selection<()> {
+    /// The one unit of a route-owning function: its mesh.
+    pub fn mesh(common: &CommonConfig) -> Selection<()> {
+        Selection::Units {
+            units: vec![Unit {
+                scope: common.mesh.clone(),
+                key: (),
+            }],
+            errors: vec![],
+        }
+    }
+}
+
+/// What an invocation asks for, parsed.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The trigger.
+    pub trigger: Trigger,
+    /// Its label (`scheduled`, `api_call:CreateRoute`…).
+    pub label: String,
+    /// Plan and report only.
+    pub dry_run: bool,
+    /// Override the blast-radius limit.
+    pub force: bool,
+    /// The lease holder: the invocation's request id.
+    pub holder: String,
+    /// The deadline and lease margin.
+    pub budget: Budget,
+    /// When the invocation started (notifications say how long it took).
+    pub started: Instant,
+}
+
+/// One pass over one unit.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass<'a> {
+    /// 1 for the pass the trigger asked for; more when other triggers asked
+    /// for work while the lease was held (those passes are plain
+    /// reconciles: the trigger's specifics, an event or an operator's
+    /// switch, were consumed by the first).
+    pub number: usize,
+    /// The invocation.
+    pub request: &'a Request,
+    /// The regions in scope (a region's event: that region on the first
+    /// pass; every region after).
+    pub regions: &'a [Region],
+}
+
+impl Pass<'_> {
+    /// True on the trigger's own pass.
+    pub fn is_first(&self) -> bool {
+        self.number == 1
+    }
+}
+
+/// How a unit's changes are written and remembered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Writes {
+    /// Routes we create and own: the ownership ledger (write-ahead), with
+    /// the plan's bookkeeping fixes.
+    Owned {
+        /// Ledger fixes that need no EC2 call.
+        fixes: Vec<LedgerFix>,
+    },
+    /// Routes that are the user's, moved after the unit's state is saved.
+    Moved {
+        /// The state to save first, when it changed.
+        state: Option<StateRecord>,
+    },
+}
+
+/// A failover decision's notification, completed with the routes moved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionNotice {
+    /// `failover`, `failback`, `no_healthy_member`, `drift_repaired`.
+    pub event: String,
+    /// The subject line.
+    pub subject: String,
+    /// The decision's fields (group, region, from, to, reason…).
+    pub fields: Map<String, Value>,
+}
+
+/// One unit's plan for one pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitPlan {
+    /// The writes, sorted.
+    pub changes: Vec<Change>,
+    /// How they are written.
+    pub writes: Writes,
+    /// Desired routes not installed.
+    pub conflicts: Vec<ConflictReport>,
+    /// What was left alone on purpose.
+    pub skipped: Vec<SkipReport>,
+    /// Failures confined to a region or table.
+    pub errors: Vec<ErrorReport>,
+    /// The unit's entry of the response's `groups` (failover groups).
+    pub report: Option<Map<String, Value>>,
+    /// This pass's report tells the story, over the first pass's (a later
+    /// pass that changed members).
+    pub headline: bool,
+    /// The notification to publish after the apply.
+    pub notice: Option<DecisionNotice>,
+}
+
+impl UnitPlan {
+    /// The plan of owned routes for a desire.
+    pub fn owned(desire: Desire, plan: Plan) -> UnitPlan {
+        let mut conflicts = desire.conflicts;
+        conflicts.extend(plan.conflicts.iter().map(ConflictReport::from));
+        conflicts.sort();
+        conflicts.dedup();
+        for c in &conflicts {
+            tracing::warn!(
+                region = %c.region,
+                route_table_id = c.route_table_id.as_deref().unwrap_or("-"),
+                destination = %c.destination,
+                held_by = ?c.held_by,
+                reason = %c.reason,
+                "conflict: route not installed"
+            );
+        }
+        UnitPlan {
+            changes: plan.changes,
+            writes: Writes::Owned {
+                fixes: plan.ledger_fixes,
+            },
+            conflicts,
+            skipped: desire.skipped,
+            errors: desire.errors,
+            report: None,
+            headline: false,
+            notice: None,
+        }
+    }
+}
+
+/// A function of lbgp, as the loop drives it.
+#[async_trait]
+pub trait Reconciler: Send + Sync {
+    /// What identifies a unit of work.
+    type Key: Clone + std::fmt::Debug + Send + Sync;
+
+    /// The function (binary) name: ledger partition and response field.
+    fn function(&self) -> &'static str;
+    /// The events it acts on.
+    fn subscriptions(&self) -> Subscriptions;
+    /// Shared settings.
+    fn common(&self) -> &CommonConfig;
+    /// The regions to reconcile for an event from `regions`. By default just
+    /// those; a function whose routes in one region depend on every other
+    /// region widens it.
+    fn scope(&self, regions: Vec<Region>) -> Vec<Region> {
+        regions
+    }
+    /// Whether a manual invoke may carry an operator's switch
+    /// (`group`/`activate`).
+    fn takes_operator_switch(&self) -> bool {
+        false
+    }
+    /// The units `request` concerns, in `regions`.
+    async fn select(
+        &self,
+        aws: &Aws,
+        request: &Request,
+        regions: &[Region],
+    ) -> Result<Selection<Self::Key>, Error>;
+    /// Reads what a unit depends on and plans it. An `Err` fails the whole
+    /// invocation (nothing is written); a failure confined to the unit is a
+    /// plan without changes that reports it.
+    async fn plan(&self, aws: &Aws, unit: &Unit<Self::Key>, pass: &Pass<'_>) -> Result<UnitPlan, Error>;
+    /// Plans several units of one pass; by default one by one, side by
+    /// side. A function that can read for all of them at once overrides it.
+    async fn plan_all(
+        &self,
+        aws: &Aws,
+        units: &[&Unit<Self::Key>],
+        pass: &Pass<'_>,
+    ) -> Vec<Result<UnitPlan, Error>> {
+        join_all(units.iter().map(|u| self.plan(aws, u, pass))).await
+    }
+    /// The response entry of a unit another run holds the lease of.
+    fn locked_report(&self, _unit: &Unit<Self::Key>, _holder: &str) -> Option<Map<String, Value>> {
+        None
+    }
+    /// One structured line per decision, once the unit was applied (or
+    /// planned only, in a dry run or a refused run).
+    fn log(&self, _unit: &Unit<Self::Key>, _plan: &UnitPlan, _applied: usize, _planned_only: bool) {}
+}
+
+/// One unit through one invocation.
+struct UnitRun<K> {
+    unit: Unit<K>,
+    fence: Option<Fence>,
+    locked_by: Option<String>,
+    plan: Option<UnitPlan>,
+    /// Routes changed, over every pass.
+    applied: Vec<Change>,
+    /// Reports of the applies, over every pass.
+    errors: Vec<ErrorReport>,
+    skipped: Vec<SkipReport>,
+    report: Option<Map<String, Value>>,
+    deferred: usize,
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Handles one invocation of `reconciler` with `payload`.
+pub async fn run<R: Reconciler>(
+    reconciler: &R,
+    aws: &Aws,
+    payload: &Value,
+    holder: String,
+    budget: Budget,
+) -> Result<InvokeResponse, Error> {
+    let started = Instant::now();
+    let common = reconciler.common();
+    let function = reconciler.function();
+    let trigger = match classify(payload, reconciler.subscriptions())? {
+        Classified::Ignore { reason } => {
+            tracing::info!(function, reason = %reason, "event ignored");
+            let mut response = InvokeResponse::new(function, "ignored", true);
+            response.ignored = Some(reason);
+            return Ok(response);
+        }
+        Classified::Handle(trigger) => trigger,
+    };
+    tracing::Span::current().record("trigger", trigger.label());
+    let (dry_run, force) = match &trigger {
+        Trigger::Manual(m) => {
+            if m.group.is_some() && !reconciler.takes_operator_switch() {
+                return Err(MalformedPayload {
+                    reason: format!(
+                        "{function} has no failover groups; \"group\"/\"activate\" are for failover-watcher"
+                    ),
+                }
+                .into());
+            }
+            (m.dry_run.unwrap_or(common.dry_run), m.force)
+        }
+        _ => (common.dry_run, false),
+    };
+    let label = trigger.label();
+    let mut response = InvokeResponse::new(function, label.clone(), dry_run);
+    let regions: Vec<Region> = match &trigger {
+        Trigger::ApiCall { region, .. } | Trigger::StateChange { region, .. } => {
+            if !common.regions.contains(region) {
+                response.ignored = Some(format!("region {region} is not in LBGP_REGIONS"));
+                return Ok(response);
+            }
+            reconciler.scope(vec![region.clone()])
+        }
+        _ => common.regions.clone(),
+    };
+    let request = Request {
+        trigger,
+        label,
+        dry_run,
+        force,
+        holder,
+        budget,
+        started,
+    };
+    tracing::info!(function, trigger = %request.label, dry_run, force, regions = ?regions, "reconcile started");
+
+    let (units, discovery_errors) = match reconciler.select(aws, &request, &regions).await? {
+        Selection::Ignore(reason) => {
+            tracing::info!(function, reason = %reason, "event ignored");
+            response.ignored = Some(reason);
+            response.duration_ms = elapsed_ms(started);
+            return Ok(response);
+        }
+        Selection::Units { units, errors } => (units, errors),
+    };
+    response.errors.extend(discovery_errors);
+    let mut runs: Vec<UnitRun<R::Key>> = units
+        .into_iter()
+        .map(|unit| UnitRun {
+            unit,
+            fence: None,
+            locked_by: None,
+            plan: None,
+            applied: vec![],
+            errors: vec![],
+            skipped: vec![],
+            report: None,
+            deferred: 0,
+        })
+        .collect();
+
+    // Leases first, then the read: what we decide on is what the previous
+    // holder left, never a view from before it wrote.
+    if !dry_run {
+        let taken = join_all(runs.iter().map(|r| {
+            aws.store
+                .acquire(function, &r.unit.scope, &request.holder, LEASE_TTL_SECS)
+        }))
+        .await;
+        let mut failure = None;
+        for (run, result) in runs.iter_mut().zip(taken) {
+            match result {
+                Ok(Acquired::Held(fence)) => run.fence = Some(fence),
+                Ok(Acquired::Busy { holder }) => {
+                    tracing::info!(function, scope = %run.unit.scope, holder = %holder,
+                        "lease held by another run; work marked pending for it");
+                    run.report = reconciler.locked_report(&run.unit, &holder);
+                    run.locked_by = Some(holder);
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        if let Some(e) = failure {
+            // Without the lease nothing may be written: let the caller retry.
+            release_all(aws, &mut runs).await;
+            return Err(e.into());
+        }
+    }
+
+    let pass = Pass {
+        number: 1,
+        request: &request,
+        regions: &regions,
+    };
+    let planned: Vec<&Unit<R::Key>> = runs
+        .iter()
+        .filter(|r| dry_run || r.fence.is_some())
+        .map(|r| &r.unit)
+        .collect();
+    let plans = reconciler.plan_all(aws, &planned, &pass).await;
+    let mut failure = None;
+    let mut plans = plans.into_iter();
+    for run in runs.iter_mut().filter(|r| dry_run || r.fence.is_some()) {
+        match plans.next() {
+            Some(Ok(plan)) => {
+                run.report = plan.report.clone();
+                run.plan = Some(plan);
+            }
+            Some(Err(e)) => failure = Some(e),
+            None => {}
+        }
+    }
+    if let Some(e) = failure {
+        release_all(aws, &mut runs).await;
+        return Err(e);
+    }
+
+    // The blast-radius guard covers the whole run.
+    let all_changes: Vec<Change> = runs
+        .iter()
+        .filter_map(|r| r.plan.as_ref())
+        .flat_map(|p| p.changes.iter().cloned())
+        .collect();
+    let guard = Plan {
+        changes: all_changes,
+        ..Plan::default()
+    };
+    let refused = guard.check_blast_radius(common.max_changes, force).err();
+    if dry_run || refused.is_some() {
+        if let Some(e) = &refused {
+            tracing::warn!(
+                function,
+                changes = guard.changes.len(),
+                limit = common.max_changes,
+                "plan refused by the blast-radius guard"
+            );
+            response.refused = Some(e.to_string());
+            if !dry_run {
+                release_all(aws, &mut runs).await;
+                let n = notice::plan_refused(function, &request.label, None, &e.to_string(), &guard.changes);
+                notify::publish(aws, &n).await;
+                for run in runs
+                    .iter_mut()
+                    .filter(|r| r.plan.as_ref().is_some_and(|p| !p.changes.is_empty()))
+                {
+                    if let Some(report) = &mut run.report {
+                        report.insert("error".into(), json!(e.to_string()));
+                    }
+                }
+            }
+        }
+        for run in &runs {
+            if let Some(plan) = &run.plan {
+                reconciler.log(&run.unit, plan, plan.changes.len(), true);
+            }
+        }
+        if dry_run {
+            let mut planned: Vec<ChangeReport> = guard.changes.iter().map(ChangeReport::from).collect();
+            planned.sort();
+            response.changes = planned;
+        }
+        return Ok(finish(response, runs, &request, started, false));
+    }
+
+    let runs = join_all(
+        runs.into_iter()
+            .map(|run| apply_unit(reconciler, aws, run, &request)),
+    )
+    .await;
+    // Owned routes are announced as one applied plan; moved routes by each
+    // group's decision, already sent.
+    let mut owned: Vec<ChangeReport> = runs
+        .iter()
+        .filter(|r| {
+            r.plan
+                .as_ref()
+                .is_some_and(|p| matches!(p.writes, Writes::Owned { .. }))
+        })
+        .flat_map(|r| r.applied.iter().map(ChangeReport::from))
+        .collect();
+    owned.sort();
+    let response = finish(response, runs, &request, started, true);
+    if !owned.is_empty() {
+        let n = notice::plan_applied(function, &request.label, &owned, &response.errors);
+        notify::publish(aws, &n).await;
+    }
+    Ok(response)
+}
+
+/// Applies a unit's plan under its lease, then plans and applies it again as
+/// long as other runs asked for work while we held the lease.
+async fn apply_unit<R: Reconciler>(
+    reconciler: &R,
+    aws: &Aws,
+    mut run: UnitRun<R::Key>,
+    request: &Request,
+) -> UnitRun<R::Key> {
+    let function = reconciler.function();
+    let common = reconciler.common();
+    let (Some(mut fence), Some(mut plan)) = (run.fence.clone(), run.plan.take()) else {
+        if let Some(fence) = run.fence.take() {
+            release_fully(aws, &fence).await;
+        }
+        return run;
+    };
+    for number in 1..=MAX_PASSES {
+        let outcome = match &plan.writes {
+            Writes::Owned { fixes } => {
+                let owner = Owner {
+                    function,
+                    mesh: &common.mesh,
+                };
+                apply::apply_owned(aws, &fence, owner, fixes, &plan.changes, &request.budget).await
+            }
+            Writes::Moved { state } => {
+                apply::apply_moves(
+                    aws,
+                    &fence,
+                    function,
+                    &run.unit.scope,
+                    state.as_ref(),
+                    &plan.changes,
+                    &request.budget,
+                )
+                .await
+            }
+        };
+        reconciler.log(&run.unit, &plan, outcome.applied.len(), false);
+        if let Some(n) = &plan.notice
+            && !outcome.halted
+        {
+            let applied: Vec<ChangeReport> = outcome.applied.iter().map(ChangeReport::from).collect();
+            let mut fields = n.fields.clone();
+            fields.insert("duration_ms".into(), json!(elapsed_ms(request.started)));
+            let n = notice::group_decision(
+                function,
+                &request.label,
+                &n.event,
+                n.subject.clone(),
+                fields,
+                &applied,
+                &outcome.errors,
+            );
+            notify::publish(aws, &n).await;
+        }
+        if number == 1 || plan.headline {
+            run.report = plan.report.clone();
+        }
+        if outcome.halted
+            && let (Some(report), Some(e)) = (&mut run.report, outcome.errors.first())
+        {
+            report.insert("error".into(), json!(e.error));
+        }
+        let Outcome {
+            applied,
+            errors,
+            skipped,
+            fenced,
+            halted,
+            deferred,
+        } = outcome;
+        run.applied.extend(applied);
+        run.errors.extend(errors);
+        run.skipped.extend(skipped);
+        if !fenced && !halted && matches!(plan.writes, Writes::Owned { .. }) {
+            notify::conflicts_changed(
+                aws,
+                &fence,
+                function,
+                &run.unit.scope,
+                &request.label,
+                &plan.conflicts,
+            )
+            .await;
+        }
+        run.plan = Some(plan);
+        if fenced {
+            return run;
+        }
+        if deferred > 0 {
+            run.deferred = deferred;
+            tracing::warn!(function, scope = %run.unit.scope, deferred,
+                "deadline or lease end reached: the rest is left for the next run");
+            if let Err(e) = aws.store.release_leaving_work(&fence).await {
+                tracing::warn!(lease = %fence.lease_pk, error = %e, "lease not released; it expires by itself");
+            }
+            return run;
+        }
+        if halted {
+            release_fully(aws, &fence).await;
+            return run;
+        }
+        match aws.store.release(&fence).await {
+            Ok(Released::Done) => return run,
+            Ok(Released::WorkPending) if number < MAX_PASSES => {
+                tracing::info!(function, scope = %run.unit.scope, pass = number,
+                    "another trigger arrived during the run; reconciling again");
+            }
+            Ok(Released::WorkPending) => {
+                // Enough passes: let go; the schedule picks up what is left.
+                release_fully(aws, &fence).await;
+                return run;
+            }
+            Err(e) => {
+                run.errors.push(ErrorReport {
+                    region: aws.home.to_string(),
+                    resource: Some(format!("lease {}", run.unit.scope)),
+                    error: e.to_string(),
+                });
+                return run;
+            }
+        }
+        if let Err(e) = aws.store.renew(&mut fence, LEASE_TTL_SECS).await {
+            run.errors.push(ErrorReport {
+                region: aws.home.to_string(),
+                resource: Some(format!("lease {}", run.unit.scope)),
+                error: e.to_string(),
+            });
+            return run;
+        }
+        let pass = Pass {
+            number: number + 1,
+            request,
+            regions: &common.regions,
+        };
+        plan = match reconciler.plan(aws, &run.unit, &pass).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                run.errors.push(ErrorReport {
+                    region: aws.home.to_string(),
+                    resource: Some(run.unit.scope.clone()),
+                    error: crate::error_chain(&e),
+                });
+                release_fully(aws, &fence).await;
+                return run;
+            }
+        };
+        let guard = Plan {
+            changes: plan.changes.clone(),
+            ..Plan::default()
+        };
+        if let Err(e) = guard.check_blast_radius(common.max_changes, request.force) {
+            let n = notice::plan_refused(
+                function,
+                &request.label,
+                Some(&run.unit.scope),
+                &e.to_string(),
+                &plan.changes,
+            );
+            notify::publish(aws, &n).await;
+            run.errors.push(ErrorReport {
+                region: aws.home.to_string(),
+                resource: Some(run.unit.scope.clone()),
+                error: e.to_string(),
+            });
+            release_fully(aws, &fence).await;
+            return run;
+        }
+    }
+    release_fully(aws, &fence).await;
+    run
+}
+
+/// The response of a run.
+fn finish<K>(
+    mut response: InvokeResponse,
+    mut runs: Vec<UnitRun<K>>,
+    request: &Request,
+    started: Instant,
+    applied_run: bool,
+) -> InvokeResponse {
+    runs.sort_by(|a, b| a.unit.scope.cmp(&b.unit.scope));
+    let mut changes = Vec::new();
+    let mut conflicts = Vec::new();
+    for run in &mut runs {
+        changes.extend(run.applied.iter().map(ChangeReport::from));
+        if let Some(plan) = &run.plan {
+            conflicts.extend(plan.conflicts.iter().cloned());
+            response.skipped.extend(plan.skipped.iter().cloned());
+            response.errors.extend(plan.errors.iter().cloned());
+        }
+        response.errors.extend(run.errors.iter().cloned());
+        response.skipped.extend(run.skipped.iter().cloned());
+        response.deferred += run.deferred;
+        if let Some(mut report) = run.report.take() {
+            if report.contains_key("routes_moved") && applied_run {
+                report.insert("routes_moved".into(), json!(run.applied.len()));
+            }
+            response.groups.push(Value::Object(report));
+        }
+    }
+    if applied_run {
+        changes.sort();
+        response.changes = changes;
+    }
+    conflicts.sort();
+    conflicts.dedup();
+    response.conflicts = conflicts;
+    response.errors.sort();
+    response.skipped.sort();
+    response.locked = runs.iter().any(|r| r.locked_by.is_some());
+    response.applied = applied_run && !request.dry_run && runs.iter().any(|r| r.plan.is_some());
+    response.duration_ms = elapsed_ms(started);
+    tracing::info!(
+        function = %response.function,
+        trigger = %response.trigger,
+        units = runs.len(),
+        changes = response.changes.len(),
+        conflicts = response.conflicts.len(),
+        errors = response.errors.len(),
+        deferred = response.deferred,
+        locked = response.locked,
+        duration_ms = response.duration_ms,
+        "reconcile finished"
+    );
+    response
+}
+
+/// Releases the lease even if work was marked pending (the caller is not
+/// going to run again).
+async fn release_fully(aws: &Aws, fence: &Fence) {
+    for _ in 0..2 {
+        match aws.store.release(fence).await {
+            Ok(Released::Done) => return,
+            Ok(Released::WorkPending) => continue,
+            Err(e) => {
+                tracing::warn!(lease = %fence.lease_pk, error = %e, "lease not released; it expires by itself");
+                return;
+            }
+        }
+    }
+}
+
+async fn release_all<K>(aws: &Aws, runs: &mut [UnitRun<K>]) {
+    join_all(
+        runs.iter_mut()
+            .filter_map(|r| r.fence.take())
+            .map(|fence| async move { release_fully(aws, &fence).await }),
+    )
+    .await;
+}

@@ -1,0 +1,376 @@
+//! L-BGP's rules (tgw-route-propagator): which static routes every member
+//! transit gateway's tables should hold toward its peering attachments.
+//!
+//! - A TGW *originates* its attached VPCs' CIDRs, its propagated routes and
+//!   its static routes toward non-peering attachments. Routes over peering
+//!   attachments, and routes in our ledger, are learned, never re-exported:
+//!   a prefix travels exactly one peering hop, so no transit loop can form.
+//! - For every `available` peering between two members, each side's target
+//!   tables (tagged `lbgp:mesh`, else the default association table) get one
+//!   route per prefix the other side originates, toward the peering.
+//! - A prefix two TGWs originate anywhere in the mesh is installed nowhere,
+//!   the same way on every run (no flapping between origins).
+//! - What an unreadable region originates is unknown: tables that learn from
+//!   a peer there are frozen, never emptied by a failed read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::PropagatorConfig;
+use crate::desire::Desire;
+use crate::model::{
+    DesiredRoute, Region, RouteKey, RouteOrigin, RouteState, RouteTableRef, RouteTarget, TableKind,
+};
+use crate::plan::{ChangeOp, OwnershipLedger, Plan};
+use crate::prefix::{Cidr, aggregate};
+use crate::report::{ConflictReport, ErrorReport, SkipReport};
+use crate::topology::{
+    AttachmentState, Lifecycle, PeeringAttachment, TAG_MESH, TgwRoute, TgwRouteTable, TransitGateway, Vpc,
+    VpcAttachment,
+};
+
+/// One region as the propagator reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionView {
+    /// The region.
+    pub region: Region,
+    /// Transit gateways tagged with the mesh (any state).
+    pub transit_gateways: Vec<TransitGateway>,
+    /// Their VPC attachments (any state).
+    pub attachments: Vec<VpcAttachment>,
+    /// The VPCs of those attachments.
+    pub vpcs: Vec<Vpc>,
+    /// The route tables of those transit gateways.
+    pub route_tables: Vec<TgwRouteTable>,
+    /// Every route of those tables, and of the tables the ledger names.
+    pub routes: Vec<TgwRoute>,
+    /// Every peering attachment visible in the region.
+    pub peerings: Vec<PeeringAttachment>,
+}
+
+/// What one propagator run read: every mesh region.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeshView {
+    /// The regions read.
+    pub regions: Vec<RegionView>,
+    /// Regions that could not be read, with the reason.
+    pub unreadable: Vec<ErrorReport>,
+}
+
+/// One member TGW as the rules see it.
+struct Member<'a> {
+    region: &'a Region,
+    tgw: &'a TransitGateway,
+    /// Tables routes are installed in.
+    targets: Vec<&'a TgwRouteTable>,
+    /// prefix → where it comes from (for reports).
+    originates: BTreeMap<Cidr, BTreeSet<String>>,
+}
+
+/// The members of one region, with what each originates.
+fn members<'a>(view: &'a RegionView, mesh: &str, ledger: &OwnershipLedger) -> Vec<Member<'a>> {
+    let region = &view.region;
+    let mut out = Vec::new();
+    for tgw in view
+        .transit_gateways
+        .iter()
+        .filter(|t| t.in_mesh(mesh) && t.state.lifecycle() == Lifecycle::Up)
+    {
+        let own_tables: Vec<&TgwRouteTable> = view
+            .route_tables
+            .iter()
+            .filter(|t| t.transit_gateway_id == tgw.id)
+            .collect();
+        let tagged: Vec<&TgwRouteTable> = own_tables
+            .iter()
+            .copied()
+            .filter(|t| t.tags.get(TAG_MESH).map(String::as_str) == Some(mesh))
+            .collect();
+        let targets = if tagged.is_empty() {
+            own_tables
+                .iter()
+                .copied()
+                .filter(|t| t.default_association)
+                .collect()
+        } else {
+            tagged
+        };
+        let mut originates: BTreeMap<Cidr, BTreeSet<String>> = BTreeMap::new();
+        for a in view
+            .attachments
+            .iter()
+            .filter(|a| a.transit_gateway_id == tgw.id && a.state == AttachmentState::Available)
+        {
+            if let Some(vpc) = view.vpcs.iter().find(|v| v.id == a.vpc_id) {
+                for c in &vpc.cidrs {
+                    originates
+                        .entry(*c)
+                        .or_default()
+                        .insert(format!("{region}/{}/{}", tgw.id, vpc.id));
+                }
+            }
+        }
+        let own_ids: BTreeSet<&str> = own_tables.iter().map(|t| t.id.as_str()).collect();
+        for r in view
+            .routes
+            .iter()
+            .filter(|r| own_ids.contains(r.route.key.table.id.as_str()))
+        {
+            let exportable = ledger.get(&r.route.key).is_none()
+                && !r.via_peering()
+                && r.route.state == RouteState::Active
+                && matches!(r.route.origin, RouteOrigin::Propagated | RouteOrigin::Static);
+            if let (true, Some(via)) = (exportable, r.attachments.first()) {
+                originates
+                    .entry(r.route.key.destination)
+                    .or_default()
+                    .insert(format!(
+                        "{region}/{}/{} ({})",
+                        tgw.id, via.attachment_id, via.resource_type
+                    ));
+            }
+        }
+        out.push(Member {
+            region,
+            tgw,
+            targets,
+            originates,
+        });
+    }
+    out
+}
+
+/// Routes `T` learns from peer `U`: every prefix `U` originates that
+/// nobody else originates, summarised losslessly when asked, without
+/// covering anyone else's prefix.
+pub fn learned(prefixes: &BTreeSet<Cidr>, others: &BTreeSet<Cidr>, summarize: bool) -> Vec<Cidr> {
+    let list: Vec<Cidr> = prefixes.iter().copied().collect();
+    if !summarize {
+        return list;
+    }
+    let mut out = Vec::new();
+    for agg in aggregate(&list) {
+        if !prefixes.contains(&agg) && others.iter().any(|o| agg.contains(o)) {
+            out.extend(list.iter().filter(|p| agg.contains(p)).copied());
+        } else {
+            out.push(agg);
+        }
+    }
+    out
+}
+
+fn table_ref(region: &Region, id: &str) -> RouteTableRef {
+    RouteTableRef {
+        region: region.clone(),
+        kind: TableKind::TransitGateway,
+        id: id.to_owned(),
+    }
+}
+
+/// L-BGP's desired state for what `view` shows. `ledger` names the routes
+/// we installed: they are learned, never originated.
+pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfig) -> Desire {
+    let mesh = &config.common.mesh;
+    let mut out = Desire {
+        errors: view.unreadable,
+        ..Desire::default()
+    };
+    let unreadable: BTreeSet<String> = out.errors.iter().map(|e| e.region.clone()).collect();
+    let all: Vec<Member<'_>> = view
+        .regions
+        .iter()
+        .flat_map(|v| members(v, mesh, ledger))
+        .collect();
+    let by_id: BTreeMap<&str, &Member<'_>> = all.iter().map(|m| (m.tgw.id.as_str(), m)).collect();
+
+    // Mesh-wide origins.
+    let mut origins: BTreeMap<Cidr, BTreeMap<&str, &BTreeSet<String>>> = BTreeMap::new();
+    for m in &all {
+        for (p, why) in &m.originates {
+            origins.entry(*p).or_default().insert(m.tgw.id.as_str(), why);
+        }
+    }
+    let contested: BTreeSet<Cidr> = origins
+        .iter()
+        .filter(|(_, o)| o.len() > 1)
+        .map(|(p, _)| *p)
+        .collect();
+    for p in &contested {
+        // One entry per originating TGW, with every way it originates it.
+        let held_by: Vec<String> = origins[p]
+            .values()
+            .map(|why| why.iter().cloned().collect::<Vec<_>>().join(", "))
+            .collect();
+        out.conflicts.push(ConflictReport {
+            region: "*".to_owned(),
+            route_table_id: None,
+            destination: p.to_string(),
+            wanted: None,
+            held_by,
+            reason: "originated by more than one transit gateway; installed nowhere".to_owned(),
+        });
+    }
+
+    let mut desired = Vec::new();
+    for view in &view.regions {
+        out.complete_regions.insert(view.region.clone());
+        for t in all.iter().filter(|m| m.region == &view.region) {
+            let peers_unreadable = view.peerings.iter().any(|p| {
+                p.peer_of(&t.tgw.id)
+                    .and_then(|end| end.region.as_ref())
+                    .is_some_and(|r| unreadable.contains(r.as_str()))
+            });
+            if peers_unreadable {
+                out.frozen_tables
+                    .extend(t.targets.iter().map(|table| table_ref(&view.region, &table.id)));
+                continue;
+            }
+            if t.targets.is_empty() {
+                out.skipped.push(SkipReport {
+                    region: view.region.to_string(),
+                    resource: t.tgw.id.clone(),
+                    destination: None,
+                    reason: format!(
+                        "no route table tagged {TAG_MESH}={mesh} and no default association table"
+                    ),
+                });
+                continue;
+            }
+            // Peers over available attachments, one attachment per peer.
+            let mut peers: BTreeMap<&str, &PeeringAttachment> = BTreeMap::new();
+            for p in view
+                .peerings
+                .iter()
+                .filter(|p| p.state == AttachmentState::Available)
+            {
+                if let Some(end) = p.peer_of(&t.tgw.id)
+                    && by_id.contains_key(end.transit_gateway_id.as_str())
+                    && end.transit_gateway_id != t.tgw.id
+                {
+                    peers.entry(end.transit_gateway_id.as_str()).or_insert(p);
+                }
+            }
+            for (peer_id, attachment) in &peers {
+                let Some(u) = by_id.get(peer_id) else {
+                    continue;
+                };
+                let exported: BTreeSet<Cidr> = u
+                    .originates
+                    .keys()
+                    .filter(|p| !contested.contains(p))
+                    .copied()
+                    .collect();
+                let others: BTreeSet<Cidr> = origins
+                    .iter()
+                    .filter(|(_, o)| o.keys().any(|tgw| tgw != peer_id))
+                    .map(|(p, _)| *p)
+                    .collect();
+                for destination in learned(&exported, &others, config.summarize) {
+                    for table in &t.targets {
+                        desired.push(DesiredRoute {
+                            key: RouteKey {
+                                table: table_ref(&view.region, &table.id),
+                                destination,
+                            },
+                            target: RouteTarget::TransitGatewayAttachment(attachment.id.clone()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    drop(by_id);
+    drop(all);
+    out.desired = desired;
+    out.actual = view
+        .regions
+        .into_iter()
+        .flat_map(|v| v.routes.into_iter().map(|r| r.route))
+        .collect();
+    out.normalise();
+    out
+}
+
+/// Tables whose route count after `plan` would exceed the quota, with the
+/// error to report.
+pub fn over_quota(desire: &Desire, plan: &Plan, quota: usize) -> BTreeMap<RouteTableRef, String> {
+    let mut count: BTreeMap<&RouteTableRef, i64> = BTreeMap::new();
+    let unique: BTreeSet<(&RouteTableRef, &Cidr)> = desire
+        .actual
+        .iter()
+        .map(|r| (&r.key.table, &r.key.destination))
+        .collect();
+    for (table, _) in unique {
+        *count.entry(table).or_default() += 1;
+    }
+    for c in &plan.changes {
+        let delta = match c.op {
+            ChangeOp::Create => 1,
+            ChangeOp::Delete => -1,
+            ChangeOp::Replace => 0,
+        };
+        *count.entry(&c.key.table).or_default() += delta;
+    }
+    let quota = i64::try_from(quota).unwrap_or(i64::MAX);
+    count
+        .into_iter()
+        .filter(|(_, n)| *n > quota)
+        .map(|(table, n)| {
+            (
+                table.clone(),
+                format!(
+                    "{}: the plan would leave {n} routes, above LBGP_TGW_ROUTE_QUOTA={quota}; table left unchanged. \
+                     Raise the AWS quota and the variable, or enable LBGP_SUMMARIZE",
+                    table.id
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Plans L-BGP's changes: the plan of `desire`, with every table the plan
+/// would put over the route quota frozen (and reported) and planned again.
+pub fn plan(desire: &mut Desire, ledger: &OwnershipLedger, config: &PropagatorConfig) -> Plan {
+    let plan = desire.plan(ledger);
+    let refused = over_quota(desire, &plan, config.tgw_route_quota);
+    if refused.is_empty() {
+        return plan;
+    }
+    for (table, error) in refused {
+        desire.refuse(table, error);
+    }
+    desire.normalise();
+    desire.plan(ledger)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> BTreeSet<Cidr> {
+        items.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn summarising_never_covers_someone_elses_prefix() {
+        let mine = set(&["10.0.0.0/17", "10.0.128.0/17", "10.2.0.0/16", "10.3.0.0/16"]);
+        let none = set(&[]);
+        let plain: Vec<String> = learned(&mine, &none, false)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(plain.len(), 4);
+        let summary: Vec<String> = learned(&mine, &none, true)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(summary, vec!["10.0.0.0/16", "10.2.0.0/15"]);
+        // Someone else originates 10.2.5.0/24: 10.2.0.0/15 would cover it.
+        let other = set(&["10.2.5.0/24"]);
+        let careful: Vec<String> = learned(&mine, &other, true)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(careful, vec!["10.0.0.0/16", "10.2.0.0/16", "10.3.0.0/16"]);
+    }
+}
