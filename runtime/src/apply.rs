@@ -24,7 +24,7 @@ use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 use lbgp_aws::Error;
 use lbgp_aws::context::Aws;
-use lbgp_aws::ec2::{Ec2, WriteOutcome};
+use lbgp_aws::ec2::{Ec2, WriteOutcome, WritePermit};
 use lbgp_aws::store::Fence;
 use lbgp_core::report::{ErrorReport, SkipReport};
 use lbgp_core::writeahead::{self, LedgerWrite, WRITES_PER_TRANSACTION};
@@ -80,10 +80,18 @@ impl Outcome {
             "route change failed; the next run retries it"
         );
         self.fenced |= e.is_fenced();
+        let error = match e.code() {
+            Some("RouteLimitExceeded") => format!(
+                "route table {} is full: AWS refused {} with RouteLimitExceeded (routes per route table). \
+                 Raise the quota (Service Quotas) and LBGP_ROUTE_QUOTA, or free room in the table; nothing else was changed for this route",
+                change.key.table.id, change.key.destination
+            ),
+            _ => e.to_string(),
+        };
         self.errors.push(ErrorReport {
             region: change.key.table.region.to_string(),
             resource: Some(format!("{} {}", change.key.table.id, change.key.destination)),
-            error: e.to_string(),
+            error,
         });
     }
 
@@ -221,12 +229,7 @@ async fn owned_burst(
         return out;
     }
     let results: Vec<(&Change, Option<Result<(), Error>>)> = stream::iter(chunk.iter().copied())
-        .map(|change| async move {
-            if !budget.may_write(fence) {
-                return (change, None);
-            }
-            (change, Some(write_owned(aws, change).await))
-        })
+        .map(|change| async move { (change, write_owned(aws, fence, change, budget).await) })
         .buffer_unordered(in_flight)
         .collect()
         .await;
@@ -258,48 +261,93 @@ async fn owned_burst(
     out
 }
 
+/// Waits for a write token of `change`'s region, then says whether the
+/// write may start: `None` when the deadline or the lease's end came while
+/// waiting (the change is deferred).
+async fn permit<'a>(
+    aws: &'a Aws,
+    fence: &Fence,
+    change: &Change,
+    budget: &Budget,
+) -> Option<Result<WritePermit<'a>, Error>> {
+    let ec2 = match aws.ec2(&change.key.table.region) {
+        Ok(ec2) => ec2,
+        Err(e) => return Some(Err(e)),
+    };
+    let permit = ec2.write_permit().await;
+    budget.may_write(fence).then_some(Ok(permit))
+}
+
 /// The EC2 write of one owned change, tolerant of what a lost response or a
-/// race leaves behind.
-async fn write_owned(aws: &Aws, change: &Change) -> Result<(), Error> {
-    let ec2 = aws.ec2(&change.key.table.region)?;
+/// race leaves behind; `None` when it was not started (deferred).
+async fn write_owned(
+    aws: &Aws,
+    fence: &Fence,
+    change: &Change,
+    budget: &Budget,
+) -> Option<Result<(), Error>> {
+    let permit = match permit(aws, fence, change, budget).await? {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
     let unexpected = |operation, detail: &str| Error::Unexpected {
         operation,
         region: change.key.table.region.to_string(),
         detail: format!("{} {}: {detail}", change.key.table.id, change.key.destination),
     };
-    match change.op {
-        ChangeOp::Create => match ec2.create_route(&change.key, &change.target).await? {
-            WriteOutcome::Applied => Ok(()),
-            // Someone holds the destination: perhaps our own attempt whose
-            // response was lost and that the SDK retried. Ours if the
-            // target is ours; otherwise the intent stays pending and the
-            // next plan drops it (and reports the conflict).
-            WriteOutcome::AlreadyExists
-                if ec2
-                    .read_static_route(&change.key)
-                    .await?
-                    .is_some_and(|r| r.target == change.target) =>
-            {
-                Ok(())
-            }
-            WriteOutcome::AlreadyExists | WriteOutcome::NotFound => Err(unexpected(
-                "CreateRoute",
-                "a route appeared before ours; left pending for the next run to verify",
-            )),
-        },
-        ChangeOp::Replace => match ec2.replace_route(&change.key, &change.target).await? {
-            WriteOutcome::Applied | WriteOutcome::AlreadyExists => Ok(()),
-            // Deleted under us: create it (the entry is already ours).
-            WriteOutcome::NotFound => match ec2.create_route(&change.key, &change.target).await? {
+    let result = async {
+        match change.op {
+            ChangeOp::Create => match permit.create_route(&change.key, &change.target).await? {
                 WriteOutcome::Applied => Ok(()),
-                _ => Err(unexpected(
+                // Someone holds the destination: perhaps our own attempt
+                // whose response was lost and that the SDK retried. Ours if
+                // the target is ours; otherwise the intent stays pending and
+                // the next plan drops it (and reports the conflict).
+                WriteOutcome::AlreadyExists
+                    if aws
+                        .ec2(&change.key.table.region)?
+                        .read_static_route(&change.key)
+                        .await?
+                        .is_some_and(|r| r.target == change.target) =>
+                {
+                    Ok(())
+                }
+                WriteOutcome::AlreadyExists | WriteOutcome::NotFound => Err(unexpected(
                     "CreateRoute",
-                    "the route changed under us twice; the next run re-plans",
+                    "a route appeared before ours; left pending for the next run to verify",
                 )),
             },
-        },
-        ChangeOp::Delete => ec2.delete_route(&change.key).await.map(|_| ()),
-    }
+            ChangeOp::Replace => match permit.replace_route(&change.key, &change.target).await? {
+                WriteOutcome::Applied | WriteOutcome::AlreadyExists => Ok(()),
+                // Deleted under us: create it (the entry is already ours),
+                // with a token and a check of its own.
+                WriteOutcome::NotFound => match permit_again(aws, fence, change, budget).await? {
+                    Some(again) => match again.create_route(&change.key, &change.target).await? {
+                        WriteOutcome::Applied => Ok(()),
+                        _ => Err(unexpected(
+                            "CreateRoute",
+                            "the route changed under us twice; the next run re-plans",
+                        )),
+                    },
+                    None => Err(unexpected(
+                        "CreateRoute",
+                        "the route was deleted under us and the deadline came; the next run re-creates it",
+                    )),
+                },
+            },
+            ChangeOp::Delete => permit.delete_route(&change.key).await.map(|_| ()),
+        }
+    };
+    Some(result.await)
+}
+
+async fn permit_again<'a>(
+    aws: &'a Aws,
+    fence: &Fence,
+    change: &Change,
+    budget: &Budget,
+) -> Result<Option<WritePermit<'a>>, Error> {
+    permit(aws, fence, change, budget).await.transpose()
 }
 
 /// A state record to save, fenced, before a unit's routes move.
@@ -345,14 +393,12 @@ pub async fn apply_moves(
     let moved = per_region(moves, |region, queue| async move {
         let results: Vec<(&Change, Option<Result<WriteOutcome, Error>>)> = stream::iter(queue)
             .map(|change| async move {
-                if !budget.may_write(fence) {
-                    return (change, None);
-                }
-                let result = match aws.ec2(&change.key.table.region) {
-                    Ok(ec2) => ec2.replace_route(&change.key, &change.target).await,
-                    Err(e) => Err(e),
+                let result = match permit(aws, fence, change, budget).await {
+                    None => None,
+                    Some(Ok(p)) => Some(p.replace_route(&change.key, &change.target).await),
+                    Some(Err(e)) => Some(Err(e)),
                 };
-                (change, Some(result))
+                (change, result)
             })
             .buffer_unordered(width(aws, region))
             .collect()

@@ -21,10 +21,10 @@ pub async fn publish(aws: &Aws, notice: &Notice) {
     }
 }
 
-/// The digest of a conflict set: what is compared between runs, so the
-/// record stays small however many conflicts there are.
-fn digest(conflicts: &[ConflictReport]) -> String {
-    let text = serde_json::to_string(conflicts).unwrap_or_default();
+/// The digest of a set: what is compared between runs, so the record stays
+/// small however many items there are.
+fn digest<T: serde::Serialize>(items: &[T]) -> String {
+    let text = serde_json::to_string(items).unwrap_or_default();
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -34,18 +34,79 @@ fn digest(conflicts: &[ConflictReport]) -> String {
 /// The digest a stored record says: this release's `{digest, count, first}`,
 /// or a record an earlier release wrote (the whole list), digested the same
 /// way so an upgrade does not announce an unchanged set again.
-fn stored_digest(record: &Value) -> Option<String> {
+fn stored_digest(record: &Value, watched: Watched) -> Option<String> {
     if let Some(d) = record.get("digest").and_then(Value::as_str) {
         return Some(d.to_owned());
     }
-    serde_json::from_value::<Vec<ConflictReport>>(record.clone())
-        .ok()
-        .map(|list| digest(&list))
+    match watched {
+        Watched::Conflicts => serde_json::from_value::<Vec<ConflictReport>>(record.clone())
+            .ok()
+            .map(|list| digest(&list)),
+        Watched::UnassociatedPeerings => None,
+    }
 }
 
-/// Publishes the conflicts when their set changed since the last run, and
-/// remembers the set (its digest, count and first entries): one message per
-/// change, not one per run.
+/// A set the operators hear about when it changes, not on every run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    /// Desired routes not installed.
+    Conflicts,
+    /// Peering attachments with no route table on a side.
+    UnassociatedPeerings,
+}
+
+impl Watched {
+    /// The state record that remembers the set (`conflicts` is the name
+    /// earlier releases used; their records keep working).
+    pub fn record(self) -> &'static str {
+        match self {
+            Watched::Conflicts => CONFLICTS_RECORD,
+            Watched::UnassociatedPeerings => "unassociated_peerings",
+        }
+    }
+}
+
+/// Publishes a watched set when it changed since the last run, and
+/// remembers it (its digest, count and first entries): one message per
+/// change, not one per run. `items` must be sorted.
+pub async fn set_changed<T: serde::Serialize>(
+    aws: &Aws,
+    fence: &Fence,
+    (function, scope, trigger): (&str, &str, &str),
+    watched: Watched,
+    items: &[T],
+    notice: impl FnOnce() -> Notice,
+) {
+    let current = digest(items);
+    let previous = match aws.store.load_state(function, scope, watched.record()).await {
+        Ok(record) => record.as_ref().and_then(|r| stored_digest(r, watched)),
+        Err(e) => {
+            tracing::error!(error = %e, record = watched.record(), "the last set could not be read; not notified this run");
+            return;
+        }
+    };
+    if previous.as_deref() == Some(current.as_str()) || (previous.is_none() && items.is_empty()) {
+        return;
+    }
+    let record = json!({
+        "digest": current,
+        "count": items.len(),
+        "first": items.iter().take(CONFLICTS_KEPT).collect::<Vec<_>>(),
+        "trigger": trigger,
+    });
+    match aws
+        .store
+        .save_state(fence, function, scope, watched.record(), &record)
+        .await
+    {
+        Ok(()) => publish(aws, &notice()).await,
+        Err(e) => {
+            tracing::error!(error = %e, record = watched.record(), "the set could not be saved; not notified this run")
+        }
+    }
+}
+
+/// Publishes the conflicts when their set changed since the last run.
 pub async fn conflicts_changed(
     aws: &Aws,
     fence: &Fence,
@@ -54,30 +115,36 @@ pub async fn conflicts_changed(
     trigger: &str,
     conflicts: &[ConflictReport],
 ) {
-    let current = digest(conflicts);
-    let previous = match aws.store.load_state(function, scope, CONFLICTS_RECORD).await {
-        Ok(record) => record.as_ref().and_then(stored_digest),
-        Err(e) => {
-            tracing::error!(error = %e, "the last conflict set could not be read; not notified this run");
-            return;
-        }
-    };
-    if previous.as_deref() == Some(current.as_str()) || (previous.is_none() && conflicts.is_empty()) {
-        return;
-    }
-    let record = json!({
-        "digest": current,
-        "count": conflicts.len(),
-        "first": conflicts.iter().take(CONFLICTS_KEPT).collect::<Vec<_>>(),
-    });
-    match aws
-        .store
-        .save_state(fence, function, scope, CONFLICTS_RECORD, &record)
-        .await
-    {
-        Ok(()) => publish(aws, &notice::conflicts_changed(function, trigger, conflicts)).await,
-        Err(e) => tracing::error!(error = %e, "the conflict set could not be saved; not notified this run"),
-    }
+    set_changed(
+        aws,
+        fence,
+        (function, scope, trigger),
+        Watched::Conflicts,
+        conflicts,
+        || notice::conflicts_changed(function, trigger, conflicts),
+    )
+    .await;
+}
+
+/// Publishes the peering attachments without a route table when their set
+/// changed since the last run.
+pub async fn unassociated_changed(
+    aws: &Aws,
+    fence: &Fence,
+    function: &str,
+    scope: &str,
+    trigger: &str,
+    attachments: &[String],
+) {
+    set_changed(
+        aws,
+        fence,
+        (function, scope, trigger),
+        Watched::UnassociatedPeerings,
+        attachments,
+        || notice::peering_unassociated(function, trigger, attachments),
+    )
+    .await;
 }
 
 #[cfg(test)]
@@ -100,9 +167,9 @@ mod tests {
     fn an_old_record_reads_as_the_same_digest() {
         let set: Vec<ConflictReport> = (0..3).map(conflict).collect();
         let old_format = serde_json::to_value(&set).unwrap();
-        assert_eq!(stored_digest(&old_format), Some(digest(&set)));
+        assert_eq!(stored_digest(&old_format, Watched::Conflicts), Some(digest(&set)));
         let new_format = json!({"digest": digest(&set), "count": 3, "first": set});
-        assert_eq!(stored_digest(&new_format), Some(digest(&set)));
+        assert_eq!(stored_digest(&new_format, Watched::Conflicts), Some(digest(&set)));
         assert_ne!(digest(&set[..2]), digest(&set));
     }
 }

@@ -18,7 +18,9 @@ use lbgp_aws::store::{Acquired, Fence, Released};
 use lbgp_core::config::CommonConfig;
 use lbgp_core::desire::Desire;
 use lbgp_core::notice;
-use lbgp_core::report::{ChangeReport, ConflictReport, ErrorReport, InvokeResponse, SkipReport};
+use lbgp_core::report::{
+    ChangeReport, ConflictReport, ErrorReport, InvokeResponse, RESPONSE_BUDGET, SkipReport,
+};
 use lbgp_core::trigger::{Classified, MalformedPayload, Subscriptions, Trigger, classify};
 use lbgp_core::{Change, LedgerFix, Plan, Region};
 use serde_json::{Map, Value, json};
@@ -154,6 +156,8 @@ pub struct UnitPlan {
     pub skipped: Vec<SkipReport>,
     /// Failures confined to a region or table.
     pub errors: Vec<ErrorReport>,
+    /// Peering attachments with no route table on a side (L-BGP).
+    pub unassociated: Vec<String>,
     /// The unit's entry of the response's `groups` (failover groups).
     pub report: Option<Map<String, Value>>,
     /// This pass's report tells the story, over the first pass's (a later
@@ -188,6 +192,7 @@ impl UnitPlan {
             conflicts,
             skipped: desire.skipped,
             errors: desire.errors,
+            unassociated: desire.unassociated,
             report: None,
             headline: false,
             notice: None,
@@ -450,7 +455,22 @@ pub async fn run<R: Reconciler>(
             planned.sort();
             response.changes = planned;
         }
-        return Ok(finish(response, runs, &request, started, false));
+        let response = finish(response, runs, &request, started, false);
+        if response.truncated && dry_run {
+            // The response holds the first of them: the logs hold them all.
+            for change in &guard.changes {
+                tracing::info!(
+                    op = %change.op,
+                    region = %change.key.table.region,
+                    route_table_id = %change.key.table.id,
+                    destination = %change.key.destination,
+                    target = %change.target,
+                    reason = %change.reason,
+                    "route change planned"
+                );
+            }
+        }
+        return Ok(response);
     }
 
     let runs = join_all(
@@ -689,6 +709,13 @@ fn finish<K>(
     response.conflicts = conflicts;
     response.errors.sort();
     response.skipped.sort();
+    if response.fit(RESPONSE_BUDGET) {
+        tracing::warn!(
+            changes = response.changes_total.unwrap_or_default(),
+            conflicts = response.conflicts_total.unwrap_or_default(),
+            "response cut to fit Lambda's 6 MB limit; every change and conflict is in the logs"
+        );
+    }
     response.locked = runs.iter().any(|r| r.locked_by.is_some());
     response.applied = applied_run && !request.dry_run && runs.iter().any(|r| r.plan.is_some());
     response.duration_ms = elapsed_ms(started);

@@ -2,11 +2,17 @@
 //! input, computed by the pure rules (`inject`, `propagate`) from what the
 //! adapters read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{DesiredRoute, Region, Route, RouteTableRef};
+use crate::model::{DesiredRoute, Region, Route, RouteKey, RouteOrigin, RouteTableRef};
 use crate::plan::{OwnershipLedger, Plan, plan_from_iter};
 use crate::report::{ConflictReport, ErrorReport, SkipReport};
+
+/// How long after lbgp wrote a route EC2's reads may still show the table
+/// as it was. AWS documents that reads are eventually consistent and gives
+/// no bound ("a few seconds" in its guides); within this window a route
+/// that does not show as recorded is waited for, not written again.
+pub const SETTLE_SECS: u64 = 10;
 
 /// The desired state of one run, with the routes found and what the rules
 /// decided on the way.
@@ -21,12 +27,21 @@ pub struct Desire {
     /// Tables to leave exactly as they are this run (refused, unreadable,
     /// or depending on something in transition).
     pub frozen_tables: BTreeSet<RouteTableRef>,
+    /// Single routes to leave exactly as they are this run (their origin in
+    /// transition, or written moments ago and not visible yet).
+    pub frozen_keys: BTreeSet<RouteKey>,
     /// Conflicts found before planning (overlaps, duplicate origins…).
     pub conflicts: Vec<ConflictReport>,
     /// What was left alone on purpose.
     pub skipped: Vec<SkipReport>,
     /// Regions or tables that failed.
     pub errors: Vec<ErrorReport>,
+    /// Peering attachments associated with no route table on a side.
+    pub unassociated: Vec<String>,
+    /// Tables that share one route quota, by the name of what they share
+    /// (a transit gateway's tables share its quota); a table without a
+    /// group has its own.
+    pub quota_groups: BTreeMap<RouteTableRef, String>,
 }
 
 impl Desire {
@@ -36,15 +51,66 @@ impl Desire {
         self.complete_regions.contains(&table.region) && !self.frozen_tables.contains(table)
     }
 
+    /// True when the route at `key` is planned this run.
+    pub fn key_in_scope(&self, key: &RouteKey) -> bool {
+        self.in_scope(&key.table) && (self.frozen_keys.is_empty() || !self.frozen_keys.contains(key))
+    }
+
     /// Plans the routes of the complete regions and unfrozen tables. The
     /// routes are borrowed, not copied: at 48,000 routes a copy would
     /// double the planner's memory.
     pub fn plan(&self, ledger: &OwnershipLedger) -> Plan {
         plan_from_iter(
-            self.desired.iter().filter(|d| self.in_scope(&d.key.table)),
-            self.actual.iter().filter(|r| self.in_scope(&r.key.table)),
-            ledger.iter().filter(|e| self.in_scope(&e.key.table)),
+            self.desired.iter().filter(|d| self.key_in_scope(&d.key)),
+            self.actual.iter().filter(|r| self.key_in_scope(&r.key)),
+            ledger.iter().filter(|e| self.key_in_scope(&e.key)),
         )
+    }
+
+    /// Waits for what was written moments ago: a confirmed ledger entry
+    /// written less than [`SETTLE_SECS`] before `now` whose route does not show as
+    /// recorded (absent, or at another target than both it records) is
+    /// frozen and reported, instead of being re-created, repaired or
+    /// forgotten on a read that lags the write.
+    pub fn settle(&mut self, ledger: &OwnershipLedger, now: u64) {
+        // Only confirmed entries: their write took effect. A pending intent
+        // may stand for a write never sent (a crash, a deadline), and is
+        // settled by the planner's adopt-or-drop rule.
+        let recent: Vec<&crate::plan::LedgerEntry> = ledger
+            .iter()
+            .filter(|e| e.status == crate::plan::LedgerStatus::Owned)
+            .filter(|e| {
+                ledger
+                    .written_at(&e.key)
+                    .is_some_and(|at| now.saturating_sub(at) < SETTLE_SECS)
+            })
+            .collect();
+        if recent.is_empty() {
+            return;
+        }
+        let shown: BTreeMap<&RouteKey, &Route> = self
+            .actual
+            .iter()
+            .filter(|r| r.origin == RouteOrigin::Static)
+            .map(|r| (&r.key, r))
+            .collect();
+        for entry in recent {
+            let visible = shown.get(&entry.key).is_some_and(|r| entry.recognises(&r.target));
+            if visible || !self.in_scope(&entry.key.table) {
+                continue;
+            }
+            let ago = now.saturating_sub(ledger.written_at(&entry.key).unwrap_or(now));
+            self.skipped.push(SkipReport {
+                region: entry.key.table.region.to_string(),
+                resource: entry.key.table.id.clone(),
+                destination: Some(entry.key.destination.to_string()),
+                reason: format!(
+                    "written {ago} s ago and not visible yet (EC2 reads lag writes); checked again on a later run"
+                ),
+            });
+            self.frozen_keys.insert(entry.key.clone());
+        }
+        self.normalise();
     }
 
     /// Freezes `table` with an error saying why: a failure confined to it.
@@ -66,5 +132,7 @@ impl Desire {
         self.skipped.dedup();
         self.errors.sort();
         self.errors.dedup();
+        self.unassociated.sort();
+        self.unassociated.dedup();
     }
 }

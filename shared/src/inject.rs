@@ -1,27 +1,33 @@
 //! The vpc-route-injector's rules: which routes every route table of every
 //! VPC attached to a mesh transit gateway should hold.
 //!
-//! - A VPC is *attached* when an `available` attachment connects it to a
+//! - A VPC is *attached* when an attachment that is up (`available`, or
+//!   `modifying`: a modification keeps it forwarding) connects it to a
 //!   member TGW (tagged `lbgp:mesh=<mesh>`, up); a VPC attached to two
-//!   member TGWs of one region is served by the lowest id.
+//!   member TGWs of one region is served by the lowest id. An attachment or
+//!   TGW in transition (`pending`, `initiating`, `rollingBack`…) freezes the
+//!   VPC's tables; only one that is gone (`deleting`, `deleted`, `failed`,
+//!   `rejected`) withdraws its routes.
+//! - Gateway route tables (associated with an internet or virtual private
+//!   gateway) take no TGW routes: they are skipped. A table's static routes,
+//!   foreign ones included, must fit `LBGP_ROUTE_QUOTA` per address family.
 //! - Every route table of an attached VPC, unless tagged `lbgp:ignore=true`,
 //!   gets one route per mesh prefix toward that TGW: the `LBGP_PREFIXES`
 //!   aggregates, or (specific mode) every other mesh VPC's CIDRs,
-//!   aggregated and summarised to fit `LBGP_ROUTE_QUOTA`.
+//!   aggregated and summarised to fit the room `LBGP_ROUTE_QUOTA` leaves.
 //! - A prefix equal to or inside the VPC's own CIDR is never installed (it
 //!   would hijack the VPC's own traffic); IPv6 prefixes only go to VPCs with
-//!   an IPv6 block.
+//!   an IPv6 block whose attachment supports IPv6.
 
 use std::collections::BTreeMap;
 
 use crate::config::{InjectMode, InjectorConfig};
 use crate::desire::Desire;
-use crate::model::{DesiredRoute, Region, RouteKey, RouteTableRef, RouteTarget, TableKind};
+use crate::model::{DesiredRoute, Region, RouteKey, RouteOrigin, RouteTableRef, RouteTarget, TableKind};
+use crate::plan::{ChangeOp, OwnershipLedger, Plan};
 use crate::prefix::{Cidr, aggregate, summarize_to_fit};
 use crate::report::{ErrorReport, SkipReport};
-use crate::topology::{
-    AttachmentState, Lifecycle, TAG_IGNORE, TransitGateway, Vpc, VpcAttachment, VpcRouteTable,
-};
+use crate::topology::{Lifecycle, TAG_IGNORE, TransitGateway, Vpc, VpcAttachment, VpcRouteTable};
 
 /// One region as the injector reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,34 +73,74 @@ pub fn vpcs_to_read(attachments: &[VpcAttachment]) -> Vec<&str> {
     ids
 }
 
-/// Each attached VPC and the member TGW that serves it.
-fn attached<'a>(view: &'a RegionView, mesh: &str) -> BTreeMap<&'a str, &'a TransitGateway> {
-    let mut served: BTreeMap<&str, &TransitGateway> = BTreeMap::new();
-    for a in view
-        .attachments
-        .iter()
-        .filter(|a| a.state == AttachmentState::Available)
-    {
-        let Some(tgw) = view.transit_gateways.iter().find(|t| {
-            t.id == a.transit_gateway_id && t.in_mesh(mesh) && t.state.lifecycle() == Lifecycle::Up
-        }) else {
-            continue;
-        };
-        // The lowest id serves a VPC attached twice: the same on every run.
-        served
-            .entry(a.vpc_id.as_str())
-            .and_modify(|t| {
-                if tgw.id < t.id {
-                    *t = tgw;
-                }
-            })
-            .or_insert(tgw);
-    }
-    served
+/// How a VPC stands with the mesh of its region.
+#[derive(Debug, Clone)]
+enum Attachment {
+    /// Attached to a member TGW through an attachment that is up
+    /// (`available`, or `modifying`, which keeps forwarding).
+    Served {
+        /// The member TGW that serves it.
+        tgw_id: String,
+        /// The serving attachment carries IPv6 (`Ipv6Support=enable`).
+        ipv6: bool,
+    },
+    /// An attachment or its TGW (id, state) is on its way up or down: what
+    /// depends on it is neither created nor deleted.
+    Transitional(String, String),
 }
 
-/// The injector's desired state for what `view` shows.
-pub fn desire(view: InjectorView, config: &InjectorConfig) -> Desire {
+/// Each VPC attached (or attaching) to a member TGW. Attachments and TGWs
+/// that are gone (`deleting`, `deleted`, `failed`, `rejected`) do not
+/// count: their routes are withdrawn.
+fn attached(view: &RegionView, mesh: &str) -> BTreeMap<String, Attachment> {
+    let mut out: BTreeMap<String, Attachment> = BTreeMap::new();
+    for a in &view.attachments {
+        let Some(tgw) = view
+            .transit_gateways
+            .iter()
+            .find(|t| t.id == a.transit_gateway_id && t.in_mesh(mesh))
+        else {
+            continue;
+        };
+        let this = match (tgw.state.lifecycle(), a.state.lifecycle()) {
+            (Lifecycle::Gone, _) | (_, Lifecycle::Gone) => continue,
+            (Lifecycle::Up, Lifecycle::Up) => Attachment::Served {
+                tgw_id: tgw.id.clone(),
+                ipv6: a.ipv6_support,
+            },
+            (Lifecycle::Up, _) => Attachment::Transitional(a.id.clone(), a.state.to_string()),
+            _ => Attachment::Transitional(tgw.id.clone(), tgw.state.to_string()),
+        };
+        // A transition anywhere freezes the VPC (the lowest id may change);
+        // otherwise the lowest id serves a VPC attached twice, the same on
+        // every run.
+        let merged = match (out.remove(&a.vpc_id), this) {
+            (None, new) => new,
+            (Some(old @ Attachment::Transitional(..)), _) => old,
+            (Some(_), new @ Attachment::Transitional(..)) => new,
+            (Some(Attachment::Served { tgw_id: held, ipv6 }), Attachment::Served { tgw_id, .. })
+                if held <= tgw_id =>
+            {
+                Attachment::Served { tgw_id: held, ipv6 }
+            }
+            (Some(_), new) => new,
+        };
+        out.insert(a.vpc_id.clone(), merged);
+    }
+    out
+}
+
+/// Counts a table's static routes of one address family.
+fn static_routes(table: &VpcRouteTable, ipv6: bool) -> impl Iterator<Item = &crate::topology::VpcRoute> {
+    table
+        .routes
+        .iter()
+        .filter(move |r| r.route.origin == RouteOrigin::Static && r.route.key.destination.is_ipv6() == ipv6)
+}
+
+/// The injector's desired state for what `view` shows. `ledger` names the
+/// routes that are ours: the others count against a table's quota.
+pub fn desire(view: InjectorView, ledger: &OwnershipLedger, config: &InjectorConfig) -> Desire {
     let mesh = &config.common.mesh;
     let mut out = Desire {
         errors: view.unreadable,
@@ -103,82 +149,197 @@ pub fn desire(view: InjectorView, config: &InjectorConfig) -> Desire {
     if config.inject_mode == InjectMode::Specific && !out.errors.is_empty() {
         // Without every region the specific prefix set is incomplete:
         // planning on it would delete good routes. Change nothing.
+        out.normalise();
         return out;
     }
+    let attachments: Vec<BTreeMap<String, Attachment>> =
+        view.regions.iter().map(|r| attached(r, mesh)).collect();
+    let in_transition: Vec<(String, String)> = attachments
+        .iter()
+        .flat_map(|m| m.values())
+        .filter_map(|a| match a {
+            Attachment::Transitional(id, state) => Some((id.clone(), state.clone())),
+            Attachment::Served { .. } => None,
+        })
+        .collect();
+    // Specific mode: every table carries every other VPC's CIDRs, so a VPC
+    // in transition anywhere changes what every table should hold.
+    let freeze_all = config.inject_mode == InjectMode::Specific && !in_transition.is_empty();
     let mesh_cidrs: Vec<(String, Cidr)> = view
         .regions
         .iter()
-        .flat_map(|r| {
-            let served = attached(r, mesh);
+        .zip(&attachments)
+        .flat_map(|(r, served)| {
             r.vpcs
                 .iter()
-                .filter(move |v| served.contains_key(v.id.as_str()))
+                .filter(|v| matches!(served.get(&v.id), Some(Attachment::Served { .. })))
                 .flat_map(|v| v.cidrs.iter().map(|c| (v.id.clone(), *c)))
                 .collect::<Vec<_>>()
         })
         .collect();
-    for region_view in view.regions {
-        let region = region_view.region.clone();
-        if !view.scope.contains(&region) {
+    let mut desired = Vec::new();
+    let mut actual = Vec::new();
+    for (region_view, served) in view.regions.into_iter().zip(&attachments) {
+        let region = &region_view.region;
+        if !view.scope.contains(region) {
             continue;
         }
         out.complete_regions.insert(region.clone());
-        let served: BTreeMap<String, (String, Vpc)> = attached(&region_view, mesh)
-            .into_iter()
-            .filter_map(|(vpc_id, tgw)| {
-                let vpc = region_view.vpcs.iter().find(|v| v.id == vpc_id)?;
-                Some((vpc_id.to_owned(), (tgw.id.clone(), vpc.clone())))
-            })
-            .collect();
-        for table in region_view.tables {
+        for table in &region_view.tables {
             let table_ref = RouteTableRef {
                 region: region.clone(),
                 kind: TableKind::Vpc,
                 id: table.id.clone(),
             };
-            let Some((tgw_id, vpc)) = served.get(&table.vpc_id) else {
-                out.actual.extend(table.routes.into_iter().map(|r| r.route));
+            let Some(attachment) = served.get(&table.vpc_id) else {
                 continue;
             };
-            if table.ignored() {
-                out.skipped.push(SkipReport {
-                    region: region.to_string(),
-                    resource: table.id.clone(),
-                    destination: None,
-                    reason: format!("route table tagged {TAG_IGNORE}=true"),
-                });
-            } else {
-                match prefixes_for(config, vpc, &mesh_cidrs, &mut out.skipped, &region, &table.id) {
-                    Ok(prefixes) => {
-                        out.desired
-                            .extend(prefixes.into_iter().map(|destination| DesiredRoute {
-                                key: RouteKey {
-                                    table: table_ref.clone(),
-                                    destination,
-                                },
-                                target: RouteTarget::TransitGateway(tgw_id.clone()),
-                            }))
-                    }
-                    Err(error) => out.refuse(table_ref, error),
+            let skip = |reason: String| SkipReport {
+                region: region.to_string(),
+                resource: table.id.clone(),
+                destination: None,
+                reason,
+            };
+            let (tgw_id, ipv6) = match attachment {
+                Attachment::Transitional(id, state) => {
+                    out.skipped.push(skip(format!(
+                        "{id} is {state}: routes kept as they are until it settles"
+                    )));
+                    out.frozen_tables.insert(table_ref);
+                    continue;
                 }
+                Attachment::Served { tgw_id, ipv6 } => (tgw_id, *ipv6),
+            };
+            if freeze_all && let Some((id, state)) = in_transition.first() {
+                out.skipped.push(skip(format!(
+                    "specific mode: {id} is {state}; every table kept as it is until it settles"
+                )));
+                out.frozen_tables.insert(table_ref);
+                continue;
             }
-            out.actual.extend(table.routes.into_iter().map(|r| r.route));
+            if !table.gateway_ids.is_empty() {
+                // An edge route table takes only local, network interface
+                // and Gateway Load Balancer endpoint targets.
+                out.skipped.push(skip(format!(
+                    "gateway route table (associated with {}): AWS accepts no transit gateway routes in it",
+                    table.gateway_ids.join(", ")
+                )));
+                out.frozen_tables.insert(table_ref);
+                continue;
+            }
+            if table.ignored() {
+                out.skipped
+                    .push(skip(format!("route table tagged {TAG_IGNORE}=true")));
+                continue;
+            }
+            let vpc = region_view.vpcs.iter().find(|v| v.id == table.vpc_id);
+            let Some(vpc) = vpc else {
+                continue;
+            };
+            let ctx = TableContext {
+                config,
+                vpc,
+                ipv6,
+                table,
+                ledger,
+            };
+            match prefixes_for(&ctx, &mesh_cidrs, &mut out.skipped, region) {
+                Ok(prefixes) => desired.extend(prefixes.into_iter().map(|destination| DesiredRoute {
+                    key: RouteKey {
+                        table: table_ref.clone(),
+                        destination,
+                    },
+                    target: RouteTarget::TransitGateway(tgw_id.clone()),
+                })),
+                Err(error) => out.refuse(table_ref, error),
+            }
         }
+        actual.extend(
+            region_view
+                .tables
+                .into_iter()
+                .flat_map(|table| table.routes.into_iter().map(|r| r.route)),
+        );
     }
+    out.desired = desired;
+    out.actual = actual;
     out.normalise();
     out
 }
 
+/// Tables whose static routes after `plan` would exceed the routes-per-table
+/// quota (`LBGP_ROUTE_QUOTA`; AWS counts every static route, foreign ones
+/// included, IPv4 and IPv6 apart), with the error to report.
+pub fn over_quota(desire: &Desire, plan: &Plan, quota: usize) -> BTreeMap<RouteTableRef, String> {
+    let mut count: BTreeMap<(&RouteTableRef, bool), i64> = BTreeMap::new();
+    for r in desire.actual.iter().filter(|r| r.origin == RouteOrigin::Static) {
+        *count
+            .entry((&r.key.table, r.key.destination.is_ipv6()))
+            .or_default() += 1;
+    }
+    for c in &plan.changes {
+        let delta = match c.op {
+            ChangeOp::Create => 1,
+            ChangeOp::Delete => -1,
+            ChangeOp::Replace => 0,
+        };
+        *count
+            .entry((&c.key.table, c.key.destination.is_ipv6()))
+            .or_default() += delta;
+    }
+    let limit = i64::try_from(quota).unwrap_or(i64::MAX);
+    let mut out = BTreeMap::new();
+    for ((table, ipv6), n) in count {
+        if n > limit {
+            out.entry(table.clone()).or_insert_with(|| {
+                format!(
+                    "{}: the plan would leave {n} static {} routes, above LBGP_ROUTE_QUOTA={quota} (AWS's routes per route table, which counts every route but the local one); table left unchanged. \
+                     Raise the AWS quota and the variable, or use fewer prefixes",
+                    table.id,
+                    if ipv6 { "IPv6" } else { "IPv4" }
+                )
+            });
+        }
+    }
+    out
+}
+
+/// Plans the injector's changes: the plan of `desire`, with every table the
+/// plan would put over the route quota frozen (and reported) and planned
+/// again.
+pub fn plan(desire: &mut Desire, ledger: &OwnershipLedger, config: &InjectorConfig) -> Plan {
+    let plan = desire.plan(ledger);
+    let refused = over_quota(desire, &plan, config.route_quota);
+    if refused.is_empty() {
+        return plan;
+    }
+    for (table, error) in refused {
+        desire.refuse(table, error);
+    }
+    desire.normalise();
+    desire.plan(ledger)
+}
+
+/// What one table's prefixes depend on.
+struct TableContext<'a> {
+    config: &'a InjectorConfig,
+    vpc: &'a Vpc,
+    ipv6: bool,
+    table: &'a VpcRouteTable,
+    ledger: &'a OwnershipLedger,
+}
+
 /// The prefixes one route table should carry, or the reason it cannot.
 fn prefixes_for(
-    config: &InjectorConfig,
-    own: &Vpc,
+    ctx: &TableContext<'_>,
     mesh_cidrs: &[(String, Cidr)],
     skipped: &mut Vec<SkipReport>,
     region: &Region,
-    table_id: &str,
 ) -> Result<Vec<Cidr>, String> {
-    let has_v6 = own.cidrs.iter().any(Cidr::is_ipv6);
+    let (config, own, table_id) = (ctx.config, ctx.vpc, ctx.table.id.as_str());
+    // IPv6 crosses the attachment only when it supports IPv6, and matters
+    // only to a VPC with an IPv6 block.
+    let v6 = ctx.ipv6 && own.cidrs.iter().any(Cidr::is_ipv6);
     let mut skip = |p: &Cidr, reason: String| {
         skipped.push(SkipReport {
             region: region.to_string(),
@@ -191,7 +352,7 @@ fn prefixes_for(
         InjectMode::Aggregate => {
             let mut out = Vec::new();
             for p in &config.prefixes {
-                if p.is_ipv6() && !has_v6 {
+                if p.is_ipv6() && !v6 {
                     continue;
                 }
                 // A route equal to or inside the VPC's own CIDR would hijack
@@ -207,7 +368,7 @@ fn prefixes_for(
         InjectMode::Specific => {
             let mut cover = Vec::new();
             for (vpc_id, c) in mesh_cidrs.iter().filter(|(v, _)| v != &own.id) {
-                if c.is_ipv6() && !has_v6 {
+                if c.is_ipv6() && !v6 {
                     continue;
                 }
                 if let Some(o) = own.cidrs.iter().find(|o| o.overlaps(c)) {
@@ -216,17 +377,50 @@ fn prefixes_for(
                 }
                 cover.push(*c);
             }
-            let aggregated = aggregate(&cover);
-            if aggregated.len() <= config.route_quota {
-                return Ok(aggregated);
+            let mut out = Vec::new();
+            for family in [false, true] {
+                let wanted: Vec<Cidr> = aggregate(&cover)
+                    .into_iter()
+                    .filter(|c| c.is_ipv6() == family)
+                    .collect();
+                if wanted.is_empty() {
+                    continue;
+                }
+                // AWS's quota counts the table's other static routes too:
+                // those not ours stay whatever we plan (ours are replaced,
+                // kept or deleted by the plan).
+                // (A foreign route at a wanted destination takes no extra
+                // room: it satisfies the route, or blocks it.)
+                let others = static_routes(ctx.table, family)
+                    .filter(|r| {
+                        !ctx.ledger
+                            .get(&r.route.key)
+                            .is_some_and(|e| e.recognises(&r.route.target))
+                            && !wanted.contains(&r.route.key.destination)
+                    })
+                    .count();
+                let room = config.route_quota.saturating_sub(others);
+                if wanted.len() <= room {
+                    out.extend(wanted);
+                    continue;
+                }
+                let fitted = if room == 0 {
+                    Err(format!("{others} other routes already fill it"))
+                } else {
+                    summarize_to_fit(&wanted, &own.cidrs, room).map_err(|e| e.to_string())
+                };
+                match fitted {
+                    Ok(fit) => out.extend(fit),
+                    Err(e) => {
+                        return Err(format!(
+                            "{} mesh prefixes do not fit LBGP_ROUTE_QUOTA={} for {table_id} ({others} other static routes there): {e}; table left unchanged",
+                            wanted.len(),
+                            config.route_quota
+                        ));
+                    }
+                }
             }
-            summarize_to_fit(&aggregated, &own.cidrs, config.route_quota).map_err(|e| {
-                format!(
-                    "{} mesh prefixes do not fit LBGP_ROUTE_QUOTA={} for {table_id}: {e}; table left unchanged",
-                    aggregated.len(),
-                    config.route_quota
-                )
-            })
+            Ok(out)
         }
     }
 }

@@ -105,6 +105,25 @@ pub fn conflicts_changed(function: &str, trigger: &str, conflicts: &[ConflictRep
     }
 }
 
+/// The set of peering attachments with no route table on a side changed:
+/// traffic arriving over them is dropped.
+pub fn peering_unassociated(function: &str, trigger: &str, attachments: &[String]) -> Notice {
+    let mut body = base(function, "peering_unassociated", trigger);
+    body.insert("attachments_total".into(), json!(attachments.len()));
+    body.insert("attachments".into(), json!(attachments));
+    body.insert(
+        "what_to_do".into(),
+        json!("associate each side with a TGW route table (AssociateTransitGatewayRouteTable); lbgp does not change associations"),
+    );
+    Notice {
+        subject: format!(
+            "lbgp {function}: {} peering attachments associated with no route table",
+            attachments.len()
+        ),
+        body: Value::Object(body),
+    }
+}
+
 /// A failover group's decision (failover, failback, no healthy member, a
 /// drift repaired): `fields` are the decision's own (group, region, from,
 /// to, reason…), `changes` the routes moved.
@@ -180,7 +199,12 @@ mod tests {
     fn change(n: usize) -> ChangeReport {
         ChangeReport {
             op: "create".into(),
-            region: if n.is_multiple_of(2) { "eu-west-1" } else { "us-east-1" }.into(),
+            region: if n.is_multiple_of(2) {
+                "eu-west-1"
+            } else {
+                "us-east-1"
+            }
+            .into(),
             route_table_id: format!("rtb-{n:08}"),
             destination: "10.0.0.0/8".into(),
             target: "tgw-0123456789abcdef0".into(),

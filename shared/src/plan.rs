@@ -62,10 +62,24 @@ impl LedgerEntry {
 
 /// The set of routes lbgp created. A route not in it is *foreign*: never
 /// deleted, never replaced.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Beside the entries it knows when each was last written (as the store
+/// says, seconds since the epoch): EC2's reads lag its writes, so what was
+/// written moments ago may not show yet. That is bookkeeping, not content:
+/// two ledgers with the same entries are equal.
+#[derive(Debug, Clone, Default)]
 pub struct OwnershipLedger {
     entries: BTreeMap<RouteKey, LedgerEntry>,
+    written_at: BTreeMap<RouteKey, u64>,
 }
+
+impl PartialEq for OwnershipLedger {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for OwnershipLedger {}
 
 impl OwnershipLedger {
     /// An empty ledger.
@@ -74,10 +88,21 @@ impl OwnershipLedger {
     }
     /// Adds or overwrites an entry.
     pub fn insert(&mut self, entry: LedgerEntry) {
+        self.written_at.remove(&entry.key);
         self.entries.insert(entry.key.clone(), entry);
+    }
+    /// Adds or overwrites an entry last written at `written_at`.
+    pub fn insert_written(&mut self, entry: LedgerEntry, written_at: u64) {
+        self.written_at.insert(entry.key.clone(), written_at);
+        self.entries.insert(entry.key.clone(), entry);
+    }
+    /// When the entry of `key` was last written, if known.
+    pub fn written_at(&self, key: &RouteKey) -> Option<u64> {
+        self.written_at.get(key).copied()
     }
     /// Removes an entry.
     pub fn remove(&mut self, key: &RouteKey) -> Option<LedgerEntry> {
+        self.written_at.remove(key);
         self.entries.remove(key)
     }
     /// Looks up an entry.

@@ -64,6 +64,9 @@ struct Member<'a> {
     targets: Vec<&'a TgwRouteTable>,
     /// prefix → where it comes from (for reports).
     originates: BTreeMap<Cidr, BTreeSet<String>>,
+    /// Prefixes of VPC attachments in transition, with why: routes for them
+    /// are neither created nor deleted anywhere until they settle.
+    unsettled: BTreeMap<Cidr, String>,
 }
 
 /// The members of one region, with what each originates.
@@ -95,18 +98,28 @@ fn members<'a>(view: &'a RegionView, mesh: &str, ledger: &OwnershipLedger) -> Ve
             tagged
         };
         let mut originates: BTreeMap<Cidr, BTreeSet<String>> = BTreeMap::new();
-        for a in view
-            .attachments
-            .iter()
-            .filter(|a| a.transit_gateway_id == tgw.id && a.state == AttachmentState::Available)
-        {
-            if let Some(vpc) = view.vpcs.iter().find(|v| v.id == a.vpc_id) {
-                for c in &vpc.cidrs {
-                    originates
-                        .entry(*c)
-                        .or_default()
-                        .insert(format!("{region}/{}/{}", tgw.id, vpc.id));
+        let mut unsettled = BTreeMap::new();
+        for a in view.attachments.iter().filter(|a| a.transit_gateway_id == tgw.id) {
+            let Some(vpc) = view.vpcs.iter().find(|v| v.id == a.vpc_id) else {
+                continue;
+            };
+            // IPv6 crosses an attachment only when it supports IPv6.
+            let cidrs = vpc.cidrs.iter().filter(|c| !c.is_ipv6() || a.ipv6_support);
+            match a.state.lifecycle() {
+                Lifecycle::Up => {
+                    for c in cidrs {
+                        originates
+                            .entry(*c)
+                            .or_default()
+                            .insert(format!("{region}/{}/{}", tgw.id, vpc.id));
+                    }
                 }
+                Lifecycle::Transitional => {
+                    for c in cidrs {
+                        unsettled.insert(*c, format!("{} ({}) is {}", a.id, vpc.id, a.state));
+                    }
+                }
+                Lifecycle::Gone => {}
             }
         }
         let own_ids: BTreeSet<&str> = own_tables.iter().map(|t| t.id.as_str()).collect();
@@ -134,6 +147,7 @@ fn members<'a>(view: &'a RegionView, mesh: &str, ledger: &OwnershipLedger) -> Ve
             tgw,
             targets,
             originates,
+            unsettled,
         });
     }
     out
@@ -210,10 +224,59 @@ pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfi
         });
     }
 
+    // Prefixes in transition anywhere: frozen in every table (also where
+    // another TGW originates them: a conflict may be about to appear).
+    let unsettled: BTreeMap<Cidr, &String> = all
+        .iter()
+        .flat_map(|m| m.unsettled.iter().map(|(p, why)| (*p, why)))
+        .collect();
     let mut desired = Vec::new();
     for view in &view.regions {
         out.complete_regions.insert(view.region.clone());
+        for table in &view.route_tables {
+            out.quota_groups.insert(
+                table_ref(&view.region, &table.id),
+                table.transit_gateway_id.clone(),
+            );
+        }
         for t in all.iter().filter(|m| m.region == &view.region) {
+            for table in &t.targets {
+                for (p, why) in &unsettled {
+                    let key = RouteKey {
+                        table: table_ref(&view.region, &table.id),
+                        destination: *p,
+                    };
+                    out.skipped.push(SkipReport {
+                        region: view.region.to_string(),
+                        resource: table.id.clone(),
+                        destination: Some(p.to_string()),
+                        reason: format!("{why}: route kept as it is until it settles"),
+                    });
+                    out.frozen_keys.insert(key);
+                }
+            }
+            // Routes over a peering in transition stay as they are.
+            for p in view
+                .peerings
+                .iter()
+                .filter(|p| p.peer_of(&t.tgw.id).is_some() && p.state.lifecycle() == Lifecycle::Transitional)
+            {
+                let target = RouteTarget::TransitGatewayAttachment(p.id.clone());
+                for entry in ledger.iter().filter(|e| {
+                    e.recognises(&target) && t.targets.iter().any(|table| table.id == e.key.table.id)
+                }) {
+                    out.skipped.push(SkipReport {
+                        region: view.region.to_string(),
+                        resource: entry.key.table.id.clone(),
+                        destination: Some(entry.key.destination.to_string()),
+                        reason: format!(
+                            "peering attachment {} is {}: route kept as it is until it settles",
+                            p.id, p.state
+                        ),
+                    });
+                    out.frozen_keys.insert(entry.key.clone());
+                }
+            }
             let peers_unreadable = view.peerings.iter().any(|p| {
                 p.peer_of(&t.tgw.id)
                     .and_then(|end| end.region.as_ref())
@@ -248,6 +311,21 @@ pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfi
                 {
                     peers.entry(end.transit_gateway_id.as_str()).or_insert(p);
                 }
+            }
+            // A peering with no route table on this side drops what arrives
+            // over it: the mesh is not converged, whatever the routes say.
+            // lbgp never changes associations: it says so.
+            for p in peers.values().filter(|p| p.route_table.is_none()) {
+                out.errors.push(ErrorReport {
+                    region: view.region.to_string(),
+                    resource: Some(p.id.clone()),
+                    error: format!(
+                        "peering attachment {} is associated with no route table of {} in {}: traffic arriving over it is dropped. \
+                         Associate it with a route table (AssociateTransitGatewayRouteTable); lbgp does not change associations",
+                        p.id, t.tgw.id, view.region
+                    ),
+                });
+                out.unassociated.push(p.id.clone());
             }
             for (peer_id, attachment) in &peers {
                 let Some(u) = by_id.get(peer_id) else {
@@ -290,41 +368,55 @@ pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfi
     out
 }
 
-/// Tables whose route count after `plan` would exceed the quota, with the
-/// error to report.
+/// Tables whose transit gateway would hold more than `quota` routes after
+/// `plan` (AWS counts every route of every route table of one TGW
+/// together), with the error to report: the tables of such a TGW that the
+/// plan would grow are refused whole.
 pub fn over_quota(desire: &Desire, plan: &Plan, quota: usize) -> BTreeMap<RouteTableRef, String> {
-    let mut count: BTreeMap<&RouteTableRef, i64> = BTreeMap::new();
+    let group_of = |t: &RouteTableRef| {
+        desire
+            .quota_groups
+            .get(t)
+            .cloned()
+            .unwrap_or_else(|| t.id.clone())
+    };
+    let mut count: BTreeMap<String, i64> = BTreeMap::new();
     let unique: BTreeSet<(&RouteTableRef, &Cidr)> = desire
         .actual
         .iter()
         .map(|r| (&r.key.table, &r.key.destination))
         .collect();
     for (table, _) in unique {
-        *count.entry(table).or_default() += 1;
+        *count.entry(group_of(table)).or_default() += 1;
     }
+    let mut growing: BTreeMap<String, BTreeSet<&RouteTableRef>> = BTreeMap::new();
     for c in &plan.changes {
         let delta = match c.op {
             ChangeOp::Create => 1,
             ChangeOp::Delete => -1,
             ChangeOp::Replace => 0,
         };
-        *count.entry(&c.key.table).or_default() += delta;
+        let group = group_of(&c.key.table);
+        if delta > 0 {
+            growing.entry(group.clone()).or_default().insert(&c.key.table);
+        }
+        *count.entry(group).or_default() += delta;
     }
-    let quota = i64::try_from(quota).unwrap_or(i64::MAX);
-    count
-        .into_iter()
-        .filter(|(_, n)| *n > quota)
-        .map(|(table, n)| {
-            (
-                table.clone(),
+    let limit = i64::try_from(quota).unwrap_or(i64::MAX);
+    let mut out = BTreeMap::new();
+    for (group, n) in count.into_iter().filter(|(_, n)| *n > limit) {
+        for table in growing.get(&group).into_iter().flatten() {
+            out.insert(
+                (*table).clone(),
                 format!(
-                    "{}: the plan would leave {n} routes, above LBGP_TGW_ROUTE_QUOTA={quota}; table left unchanged. \
+                    "{}: the plan would leave {n} routes in {group}, above LBGP_TGW_ROUTE_QUOTA={quota} (routes per transit gateway, all its route tables together); table left unchanged. \
                      Raise the AWS quota and the variable, or enable LBGP_SUMMARIZE",
                     table.id
                 ),
-            )
-        })
-        .collect()
+            );
+        }
+    }
+    out
 }
 
 /// Plans L-BGP's changes: the plan of `desire`, with every table the plan

@@ -144,6 +144,16 @@ pub struct InvokeResponse {
     /// pending mark announces.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deferred: usize,
+    /// Set when `changes` or `conflicts` were cut to fit Lambda's 6 MB
+    /// response limit: the full lists are in the logs, one JSON line each.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// With `truncated`: how many changes there are in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes_total: Option<usize>,
+    /// With `truncated`: how many conflicts there are in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflicts_total: Option<usize>,
     /// Failover groups (failover-watcher only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<serde_json::Value>,
@@ -155,7 +165,36 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// Lambda's limit on a synchronous invocation's response: 6 MB.
+pub const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+
+/// The response size kept under [`LAMBDA_RESPONSE_LIMIT`], with room for
+/// the runtime's framing.
+pub const RESPONSE_BUDGET: usize = LAMBDA_RESPONSE_LIMIT - 64 * 1024;
+
 impl InvokeResponse {
+    /// Cuts `changes` and `conflicts` (keeping their first entries, in
+    /// order) until the response serialises within `limit` bytes, and says
+    /// so with `truncated` and the full counts. Returns true when it cut.
+    pub fn fit(&mut self, limit: usize) -> bool {
+        let size = |r: &InvokeResponse| serde_json::to_vec(r).map_or(usize::MAX, |v| v.len());
+        if size(self) <= limit {
+            return false;
+        }
+        let (changes, conflicts) = (self.changes.len(), self.conflicts.len());
+        self.truncated = true;
+        self.changes_total = Some(changes);
+        self.conflicts_total = Some(conflicts);
+        while size(self) > limit && !(self.changes.is_empty() && self.conflicts.is_empty()) {
+            if self.changes.len() >= self.conflicts.len() {
+                self.changes.truncate(self.changes.len() / 2);
+            } else {
+                self.conflicts.truncate(self.conflicts.len() / 2);
+            }
+        }
+        true
+    }
+
     /// A response skeleton for `function` and `trigger`.
     pub fn new(function: &str, trigger: impl Into<String>, dry_run: bool) -> Self {
         InvokeResponse {
@@ -164,5 +203,52 @@ impl InvokeResponse {
             dry_run,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_48000_route_dry_run_fits_lambdas_response_limit() {
+        let mut response = InvokeResponse::new("vpc-route-injector", "manual", true);
+        response.changes = (0..48_000)
+            .map(|n| ChangeReport {
+                op: "create".into(),
+                region: "eu-west-1".into(),
+                route_table_id: format!("rtb-{n:017x}"),
+                destination: "172.16.0.0/12".into(),
+                target: "tgw-0123456789abcdef0".into(),
+                previous_target: None,
+                reason: "desired route is missing".into(),
+            })
+            .collect();
+        response.conflicts = (0..20_000)
+            .map(|n| ConflictReport {
+                region: "eu-west-1".into(),
+                route_table_id: Some(format!("rtb-{n:017x}")),
+                destination: "10.0.0.0/8".into(),
+                wanted: Some("tgw-0123456789abcdef0".into()),
+                held_by: vec!["i-0123456789abcdef0".into()],
+                reason: "destination held by a static route we did not create; left untouched".into(),
+            })
+            .collect();
+        let whole = serde_json::to_vec(&response).unwrap().len();
+        assert!(whole > LAMBDA_RESPONSE_LIMIT, "{whole}");
+        assert!(response.fit(RESPONSE_BUDGET));
+        let text = serde_json::to_vec(&response).unwrap();
+        assert!(text.len() <= RESPONSE_BUDGET, "{}", text.len());
+        let back: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(back["truncated"], true);
+        assert_eq!(back["changes_total"], 48_000);
+        assert_eq!(back["conflicts_total"], 20_000);
+        assert!(back["changes"].as_array().unwrap().len() > 10_000);
+        // A small one is left as it is, without the new fields.
+        let mut small = InvokeResponse::new("vpc-route-injector", "manual", true);
+        assert!(!small.fit(RESPONSE_BUDGET));
+        let back = serde_json::to_value(&small).unwrap();
+        assert!(back.get("truncated").is_none() && back.get("changes_total").is_none());
     }
 }

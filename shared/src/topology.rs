@@ -302,6 +302,9 @@ pub struct PeeringAttachment {
     pub accepter: PeeringEnd,
     /// Its state.
     pub state: AttachmentState,
+    /// The TGW route table this side of it is associated with: traffic
+    /// arriving over it is routed by that table, and dropped without one.
+    pub route_table: Option<String>,
 }
 
 impl PeeringAttachment {

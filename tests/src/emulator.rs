@@ -223,6 +223,15 @@ impl Emulator {
             .map(|_| ())
     }
 
+    /// Sets the fidelity layer's settings (see tests/emulator/README.md:
+    /// state durations, read-after-write lag, quotas, paging mode…); fields
+    /// left out take their defaults.
+    pub async fn set_fidelity(&self, settings: Value) -> anyhow::Result<()> {
+        self.control("POST", "/_lbgp/fidelity", Some(&settings))
+            .await
+            .map(|_| ())
+    }
+
     /// Clears fault injection.
     pub async fn clear_faults(&self) -> anyhow::Result<()> {
         self.control("DELETE", "/_lbgp/faults", None).await.map(|_| ())

@@ -64,6 +64,9 @@ impl LocalLambda {
             .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
+            // Bodies up to twice Lambda's limit reach the handler, which
+            // refuses those over it as Lambda does.
+            .layer(axum::extract::DefaultBodyLimit::max(2 * RESPONSE_LIMIT))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -191,13 +194,33 @@ async fn finish(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
     }
 }
 
+/// Lambda's limit on the response of a synchronous invocation, as its
+/// error message gives it ("exceeded maximum allowed payload size
+/// (6291556 bytes)").
+pub const RESPONSE_LIMIT: usize = 6_291_556;
+
 async fn response(
     State(shared): State<Arc<Shared>>,
     UrlPath(id): UrlPath<String>,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, String) {
+    if body.len() > RESPONSE_LIMIT {
+        // As Lambda does: the runtime's post is refused, and the caller
+        // gets the function's error instead of its answer.
+        let message = format!(
+            "Response payload size ({} bytes) exceeded maximum allowed payload size ({RESPONSE_LIMIT} bytes).",
+            body.len()
+        );
+        let error =
+            serde_json::json!({"errorType": "Function.ResponseSizeTooLarge", "errorMessage": message});
+        finish(&shared, &id, Outcome::Error(error.clone())).await;
+        return (StatusCode::PAYLOAD_TOO_LARGE, error.to_string());
+    }
     let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    finish(&shared, &id, Outcome::Response(value)).await
+    (
+        finish(&shared, &id, Outcome::Response(value)).await,
+        String::new(),
+    )
 }
 
 async fn error(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {

@@ -602,17 +602,41 @@ async fn ec2_reads_vpcs_with_every_cidr_and_their_route_tables() {
     }
 }
 
+/// Current AWS pages SearchTransitGatewayRoutes with a NextToken: the
+/// table is read page after page, ⌈routes / 1000⌉ calls.
 #[tokio::test]
-async fn a_tgw_table_of_more_than_1000_routes_is_split_and_read_completely() {
+async fn a_tgw_table_of_more_than_1000_routes_is_paged_with_next_token() {
     let env = TestEnv::new(&REGIONS).await.unwrap();
+    let (rtb, statics) = big_tgw_table(&env).await;
+    let aws = aws(&env);
+    env.emulator.reset_calls().await.unwrap();
+    let routes = ec2(&aws, B).tgw_routes(&rtb).await.unwrap();
+    let searches = env
+        .emulator
+        .calls()
+        .await
+        .unwrap()
+        .count("ec2", "SearchTransitGatewayRoutes");
+    // 1,104 static routes and one propagated: two pages.
+    assert_eq!(searches, 2, "{searches} searches for 1,105 routes");
+    let got: BTreeMap<String, RouteTarget> = routes
+        .iter()
+        .filter(|r| r.route.origin == RouteOrigin::Static)
+        .map(|r| (r.route.key.destination.to_string(), r.route.target.clone()))
+        .collect();
+    assert_eq!(got, statics);
+}
+
+/// 1,100 /24s under 10.0.0.0/13, plus routes whose prefixes are exactly
+/// the split points the legacy reader searches with (0.0.0.0/0, 10.0.0.0/8,
+/// 10.0.0.0/13) and an IPv6 one, in a TGW table of region B with a VPC
+/// attached (one propagated route). Returns the table and its statics.
+async fn big_tgw_table(env: &TestEnv) -> (String, BTreeMap<String, RouteTarget>) {
     let client = env.ec2(B);
     let tgw = create_tgw(&client, Some(MESH)).await.unwrap();
     let rtb = tgw_route_tables(&client, &tgw).await.unwrap()[0].clone();
     let (vpc, subnet, _) = create_vpc(&client, "172.31.0.0/16").await.unwrap();
     let attachment = attach(&client, &tgw, &vpc, &subnet).await.unwrap();
-    // 1,100 /24s under 10.0.0.0/13, plus routes whose prefixes are exactly
-    // the split points the reader searches with (0.0.0.0/0, 10.0.0.0/8,
-    // 10.0.0.0/13) and an IPv6 one.
     let mut statics: BTreeMap<String, RouteTarget> = (0..1100u32)
         .map(|i| {
             (
@@ -652,6 +676,20 @@ async fn a_tgw_table_of_more_than_1000_routes_is_split_and_read_completely() {
         .buffer_unordered(8)
         .collect::<Vec<_>>()
         .await;
+    (rtb, statics)
+}
+
+/// AWS as it was (and as an answer without a token still says): at most
+/// 1,000 routes a search, `AdditionalRoutesAvailable` and no token. The
+/// reader falls back to splitting the prefix space.
+#[tokio::test]
+async fn a_tgw_table_of_more_than_1000_routes_is_split_and_read_completely() {
+    let env = TestEnv::new(&REGIONS).await.unwrap();
+    env.emulator
+        .set_fidelity(json!({"search_routes_paging": "legacy"}))
+        .await
+        .unwrap();
+    let (rtb, statics) = big_tgw_table(&env).await;
 
     let aws = aws(&env);
     env.emulator.reset_calls().await.unwrap();

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use lbgp_core::desire::SETTLE_SECS;
 use lbgp_tests::events::{cloudtrail, scheduled};
 use lbgp_tests::fixtures::{self, TestEnv, attach, create_route_table, create_tgw, create_vpc, vpc_routes};
 use lbgp_tests::runtime_api::{LocalLambda, Outcome, dev_binary};
@@ -140,6 +141,9 @@ async fn out_of_band_deletion_is_repaired_with_exactly_one_call() {
     let m = &mesh[1];
     let ec2 = env.ec2(m.region);
     let rtb = &m.vpcs[0].2;
+    // A hand deletes the route a while after lbgp wrote it (within
+    // SETTLE_SECS a route not seen yet is taken for a read lagging the write).
+    env.clock.advance(SETTLE_SECS);
     ec2.delete_route()
         .route_table_id(rtb)
         .destination_cidr_block("172.16.0.0/12")
@@ -173,6 +177,7 @@ async fn out_of_band_repoint_is_repaired() {
     let m = &mesh[0];
     let ec2 = env.ec2(m.region);
     let rtb = &m.vpcs[1].3;
+    env.clock.advance(SETTLE_SECS);
     ec2.replace_route()
         .route_table_id(rtb)
         .destination_cidr_block("10.0.0.0/8")
@@ -367,7 +372,7 @@ async fn prefix_inside_a_vpc_cidr_is_skipped_and_ipv6_applies_to_ipv6_vpcs() {
     let ec2 = env.ec2("eu-west-1");
     let tgw = create_tgw(&ec2, Some("prod")).await.unwrap();
     let (vpc, subnet, main) = create_vpc(&ec2, "10.1.0.0/16").await.unwrap();
-    attach(&ec2, &tgw, &vpc, &subnet).await.unwrap();
+    let attachment = attach(&ec2, &tgw, &vpc, &subnet).await.unwrap();
     let app = app(
         &env,
         &[("LBGP_PREFIXES", "10.0.0.0/8,10.1.0.0/16,10.1.128.0/17,fd00::/8")],
@@ -391,7 +396,25 @@ async fn prefix_inside_a_vpc_cidr_is_skipped_and_ipv6_applies_to_ipv6_vpcs() {
         .send()
         .await
         .unwrap();
+    // …once the attachment carries IPv6: without Ipv6Support the TGW would
+    // drop it (AWS: the attachment's IPv6 support is off by default).
     let response = invoke(&app, cloudtrail("AssociateVpcCidrBlock", "eu-west-1", json!({}))).await;
+    assert!(changes(&response).is_empty(), "{response:#}");
+    ec2.modify_transit_gateway_vpc_attachment()
+        .transit_gateway_attachment_id(&attachment)
+        .options(
+            aws_sdk_ec2::types::ModifyTransitGatewayVpcAttachmentRequestOptions::builder()
+                .ipv6_support(aws_sdk_ec2::types::Ipv6SupportValue::Enable)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let response = invoke(
+        &app,
+        cloudtrail("ModifyTransitGatewayVpcAttachment", "eu-west-1", json!({})),
+    )
+    .await;
     let c = changes(&response);
     assert_eq!(c.len(), 1, "{response:#}");
     assert_eq!(c[0]["destination"], "fd00::/8");

@@ -1,5 +1,7 @@
 //! Transit gateways, their attachments, peerings and route tables.
 
+use std::collections::BTreeMap;
+
 use lbgp_core::Region;
 use lbgp_core::topology::{
     AttachmentState, GatewayState, PeeringAttachment, PeeringEnd, TAG_MESH, TgwRouteTable, TransitGateway,
@@ -85,17 +87,52 @@ impl Ec2 {
         Ok(out)
     }
 
-    /// Every peering attachment visible in this region.
+    /// Every peering attachment visible in this region, with the route
+    /// table this region's side is associated with (DescribeTransitGateway-
+    /// PeeringAttachments does not say; DescribeTransitGatewayAttachments
+    /// does, and both are read together).
     pub async fn peering_attachments(&self) -> Result<Vec<PeeringAttachment>, Error> {
-        let items = self
-            .client
-            .describe_transit_gateway_peering_attachments()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| self.err("DescribeTransitGatewayPeeringAttachments", e))?;
+        let (items, sides) = futures::try_join!(
+            async {
+                self.client
+                    .describe_transit_gateway_peering_attachments()
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| self.err("DescribeTransitGatewayPeeringAttachments", e))
+            },
+            async {
+                self.client
+                    .describe_transit_gateway_attachments()
+                    .filters(filter("resource-type", &["peering", "tgw-peering"]))
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+                    .map_err(|e| self.err("DescribeTransitGatewayAttachments", e))
+            },
+        )?;
+        // An association on its way in counts: only none (or one on its
+        // way out) drops traffic.
+        let route_tables: BTreeMap<String, String> = sides
+            .iter()
+            .filter_map(|a| {
+                let assoc = a.association()?;
+                let state = assoc.state().map(|s| s.as_str()).unwrap_or("associated");
+                matches!(state, "associated" | "associating").then(|| {
+                    (
+                        a.transit_gateway_attachment_id().unwrap_or_default().to_owned(),
+                        assoc
+                            .transit_gateway_route_table_id()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+            })
+            .collect();
         let end = |info: Option<&aws_sdk_ec2::types::PeeringTgwInfo>| PeeringEnd {
             transit_gateway_id: info
                 .and_then(|i| i.transit_gateway_id())
@@ -105,12 +142,16 @@ impl Ec2 {
         };
         let mut out: Vec<PeeringAttachment> = items
             .iter()
-            .map(|p| PeeringAttachment {
-                id: p.transit_gateway_attachment_id().unwrap_or_default().to_owned(),
-                region: self.region.clone(),
-                requester: end(p.requester_tgw_info()),
-                accepter: end(p.accepter_tgw_info()),
-                state: AttachmentState::from_aws(p.state().map(|s| s.as_str()).unwrap_or_default()),
+            .map(|p| {
+                let id = p.transit_gateway_attachment_id().unwrap_or_default().to_owned();
+                PeeringAttachment {
+                    route_table: route_tables.get(&id).cloned(),
+                    id,
+                    region: self.region.clone(),
+                    requester: end(p.requester_tgw_info()),
+                    accepter: end(p.accepter_tgw_info()),
+                    state: AttachmentState::from_aws(p.state().map(|s| s.as_str()).unwrap_or_default()),
+                }
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));

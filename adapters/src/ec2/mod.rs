@@ -24,7 +24,7 @@ mod write;
 
 pub use instances::INSTANCE_IDS_PER_CALL;
 pub use tgw_routes::{EXPECTED_PER_SEARCH, SEARCHES_IN_FLIGHT};
-pub use write::WriteOutcome;
+pub use write::{WriteOutcome, WritePermit};
 
 /// Tag key naming the failover group of a router instance (defined with
 /// the failover rules in the core).

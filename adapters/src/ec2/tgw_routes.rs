@@ -11,14 +11,18 @@ use crate::Error;
 
 impl Ec2 {
     /// Every route of a TGW route table, static and propagated, IPv4 and
-    /// IPv6. SearchTransitGatewayRoutes answers at most 1,000 routes and
-    /// says `AdditionalRoutesAvailable` without a token when more matched.
-    /// One search of the whole table comes first; when it is truncated, the
-    /// two families are searched apart, and a truncated search is split
-    /// into the two halves of its prefix
-    /// (`route-search.subnet-of-match`, which includes the equal prefix)
-    /// until every answer is complete. The searches of one depth go out
-    /// together.
+    /// IPv6, in the states that exist for planning (`active`, `blackhole`,
+    /// and `pending`: in flight, never created twice; `deleting` and
+    /// `deleted` routes are gone).
+    ///
+    /// SearchTransitGatewayRoutes pages with a `NextToken` (current AWS): one
+    /// search of the whole table, page after page, reads it all. An answer
+    /// that says `AdditionalRoutesAvailable` and gives no token (AWS as it
+    /// was: at most 1,000 routes a search) falls back to splitting: the two
+    /// families are searched apart, and a truncated search is split into
+    /// the two halves of its prefix (`route-search.subnet-of-match`, which
+    /// includes the equal prefix) until every answer is complete; the
+    /// searches of one depth go out together.
     ///
     /// A split loses the routes whose prefix *equals* the split prefix (they
     /// are in neither half). Rather than one exact-match search per split,
@@ -31,11 +35,12 @@ impl Ec2 {
     }
 
     /// [`Ec2::tgw_routes`] for a caller that knows roughly what the table
-    /// holds (the routes its ledger says it installed, say): the searches
-    /// start at prefixes expected to hold at most [`EXPECTED_PER_SEARCH`]
-    /// routes each, instead of discovering them by truncated searches. The
-    /// answer is complete whatever the table really holds: a search that
-    /// still comes back truncated is split as usual.
+    /// holds (the routes its ledger says it installed, say): when AWS does
+    /// not page, the split searches start at prefixes expected to hold at
+    /// most [`EXPECTED_PER_SEARCH`] routes each, instead of discovering them
+    /// by truncated searches. The answer is complete whatever the table
+    /// really holds: a search that still comes back truncated is split as
+    /// usual.
     pub async fn tgw_routes_expecting(
         &self,
         route_table_id: &str,
@@ -46,13 +51,25 @@ impl Ec2 {
             "0.0.0.0/0".parse().map_err(|_| self.bug("0.0.0.0/0"))?,
             "::/0".parse().map_err(|_| self.bug("::/0"))?,
         ];
+        // One search of the whole table, paged: complete when AWS pages.
+        let Some((routes, truncated)) = self.search_tgw_routes(route_table_id, None).await? else {
+            // A deleted table holds no routes: the caller forgets ours.
+            return Ok(vec![]);
+        };
+        seen.extend(
+            routes
+                .into_iter()
+                .map(|r| ((r.route.key.destination, r.route.origin), r)),
+        );
+        if !truncated {
+            return Ok(seen.into_values().collect());
+        }
+        // Truncated without a token: split.
         let expected: Vec<ipnet::IpNet> = expected.iter().map(|c| c.net()).collect();
-        // `None`: one search of the whole table (both families), which is
-        // all a table of fewer than 1,000 routes needs.
         let (mut frontier, mut splits): (Vec<Option<ipnet::IpNet>>, Vec<ipnet::IpNet>) =
             (Vec::new(), Vec::new());
         if expected.len() <= EXPECTED_PER_SEARCH {
-            frontier.push(None);
+            frontier.extend(roots.map(Some));
         } else {
             let mut planned = Vec::new();
             for root in roots {
@@ -143,77 +160,100 @@ impl Ec2 {
         Ok(seen.into_values().collect())
     }
 
-    /// One SearchTransitGatewayRoutes, of the whole table or with a
-    /// `(search filter, prefix)`: the routes and whether more matched, or
-    /// `None` when the table does not exist.
+    /// One search of the whole table or with a `(search filter, prefix)`,
+    /// paged with `NextToken` while AWS gives one: the routes, and whether
+    /// more matched than it answered without a token to fetch them (AWS as
+    /// it was); `None` when the table does not exist.
     async fn search_tgw_routes(
         &self,
         route_table_id: &str,
         search: Option<(&str, ipnet::IpNet)>,
     ) -> Result<Option<(Vec<TgwRoute>, bool)>, Error> {
         let table = self.table_ref(TableKind::TransitGateway, route_table_id);
-        let mut call = self
-            .client
-            .search_transit_gateway_routes()
-            .transit_gateway_route_table_id(route_table_id)
-            .filters(filter("type", &["static", "propagated"]))
-            .max_results(1000);
-        if let Some((name, scope)) = search {
-            call = call.filters(filter(name, &[&scope.to_string()]));
+        let mut routes = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut call = self
+                .client
+                .search_transit_gateway_routes()
+                .transit_gateway_route_table_id(route_table_id)
+                .filters(filter("type", &["static", "propagated"]))
+                .max_results(1000)
+                .set_next_token(token.take());
+            if let Some((name, scope)) = search {
+                call = call.filters(filter(name, &[&scope.to_string()]));
+            }
+            let response = match call.send().await {
+                Ok(r) => r,
+                Err(e) if code_of(&e) == Some("InvalidRouteTableID.NotFound") => return Ok(None),
+                Err(e) => return Err(self.err("SearchTransitGatewayRoutes", e)),
+            };
+            for r in response.routes() {
+                if let Some(route) = self.tgw_route(&table, r)? {
+                    routes.push(route);
+                }
+            }
+            match response.next_token().filter(|t| !t.is_empty()) {
+                Some(next) => token = Some(next.to_owned()),
+                None => {
+                    return Ok(Some((
+                        routes,
+                        response.additional_routes_available() == Some(true),
+                    )));
+                }
+            }
         }
-        let response = call.send().await;
-        let response = match response {
-            Ok(r) => r,
-            Err(e) if code_of(&e) == Some("InvalidRouteTableID.NotFound") => return Ok(None),
-            Err(e) => return Err(self.err("SearchTransitGatewayRoutes", e)),
+    }
+
+    /// One route of a search, or `None` for a route that is gone
+    /// (`deleting`, `deleted`) or has no CIDR destination.
+    fn tgw_route(
+        &self,
+        table: &lbgp_core::RouteTableRef,
+        r: &aws_sdk_ec2::types::TransitGatewayRoute,
+    ) -> Result<Option<TgwRoute>, Error> {
+        let Some(dest) = r.destination_cidr_block() else {
+            return Ok(None);
         };
-        let mut routes = Vec::with_capacity(response.routes().len());
-        for r in response.routes() {
-            let Some(dest) = r.destination_cidr_block() else {
-                continue;
-            };
-            let destination = self.parse_cidr(dest, "SearchTransitGatewayRoutes")?;
-            let attachments: Vec<TgwRouteAttachment> = r
-                .transit_gateway_attachments()
-                .iter()
-                .map(|a| TgwRouteAttachment {
-                    attachment_id: a.transit_gateway_attachment_id().unwrap_or_default().to_owned(),
-                    resource_type: AttachmentResource::from_aws(
-                        a.resource_type().map(|t| t.as_str()).unwrap_or_default(),
-                    ),
-                })
-                .collect();
-            let origin = match r.r#type().map(|t| t.as_str()) {
-                Some("propagated") => RouteOrigin::Propagated,
-                _ => RouteOrigin::Static,
-            };
-            let state = r.state().map(|s| s.as_str()).unwrap_or("active");
-            let target = match (state, attachments.first()) {
-                ("blackhole", None) => RouteTarget::Blackhole,
-                (_, Some(a)) => RouteTarget::TransitGatewayAttachment(a.attachment_id.clone()),
-                (_, None) => RouteTarget::Other("none".to_owned()),
-            };
-            routes.push(TgwRoute {
-                route: Route {
-                    key: RouteKey {
-                        table: table.clone(),
-                        destination,
-                    },
-                    target,
-                    state: if state == "blackhole" {
-                        RouteState::Blackhole
-                    } else {
-                        RouteState::Active
-                    },
-                    origin,
+        let state = r.state().map(|s| s.as_str()).unwrap_or("active");
+        let state = match state {
+            "deleting" | "deleted" => return Ok(None),
+            "blackhole" => RouteState::Blackhole,
+            // `pending`: being created, ours or anyone's: it exists.
+            _ => RouteState::Active,
+        };
+        let destination = self.parse_cidr(dest, "SearchTransitGatewayRoutes")?;
+        let attachments: Vec<TgwRouteAttachment> = r
+            .transit_gateway_attachments()
+            .iter()
+            .map(|a| TgwRouteAttachment {
+                attachment_id: a.transit_gateway_attachment_id().unwrap_or_default().to_owned(),
+                resource_type: AttachmentResource::from_aws(
+                    a.resource_type().map(|t| t.as_str()).unwrap_or_default(),
+                ),
+            })
+            .collect();
+        let origin = match r.r#type().map(|t| t.as_str()) {
+            Some("propagated") => RouteOrigin::Propagated,
+            _ => RouteOrigin::Static,
+        };
+        let target = match (state, attachments.first()) {
+            (RouteState::Blackhole, None) => RouteTarget::Blackhole,
+            (_, Some(a)) => RouteTarget::TransitGatewayAttachment(a.attachment_id.clone()),
+            (_, None) => RouteTarget::Other("none".to_owned()),
+        };
+        Ok(Some(TgwRoute {
+            route: Route {
+                key: RouteKey {
+                    table: table.clone(),
+                    destination,
                 },
-                attachments,
-            });
-        }
-        Ok(Some((
-            routes,
-            response.additional_routes_available() == Some(true),
-        )))
+                target,
+                state,
+                origin,
+            },
+            attachments,
+        }))
     }
 
     fn bug(&self, what: &str) -> Error {

@@ -55,7 +55,36 @@ macro_rules! send_tgw_route {
     }};
 }
 
+/// The right to send one route write now: the region's token bucket gave
+/// its token. A caller with a deadline checks it after taking the permit,
+/// since the wait for a token can be long when many writes are queued.
+#[derive(Debug)]
+pub struct WritePermit<'a> {
+    ec2: &'a Ec2,
+}
+
+impl WritePermit<'_> {
+    /// Creates a route (see [`Ec2::create_route`]).
+    pub async fn create_route(self, key: &RouteKey, target: &RouteTarget) -> Result<WriteOutcome, Error> {
+        self.ec2.send_create(key, target).await
+    }
+    /// Repoints a route (see [`Ec2::replace_route`]).
+    pub async fn replace_route(self, key: &RouteKey, target: &RouteTarget) -> Result<WriteOutcome, Error> {
+        self.ec2.send_replace(key, target).await
+    }
+    /// Deletes a route (see [`Ec2::delete_route`]).
+    pub async fn delete_route(self, key: &RouteKey) -> Result<WriteOutcome, Error> {
+        self.ec2.send_delete(key).await
+    }
+}
+
 impl Ec2 {
+    /// Waits for the region's write token.
+    pub async fn write_permit(&self) -> WritePermit<'_> {
+        self.writes.acquire().await;
+        WritePermit { ec2: self }
+    }
+
     /// Reads the static route at `key`, if any (after a create reported
     /// `RouteAlreadyExists`, to tell our own lost write from someone else's;
     /// after a replace reported `InvalidParameterValue`, to tell a missing
@@ -108,9 +137,22 @@ impl Ec2 {
             .find(|r| r.key == *key && r.origin == RouteOrigin::Static))
     }
 
-    /// Creates a route. `AlreadyExists` when the destination is taken.
+    /// Creates a route, paced. `AlreadyExists` when the destination is taken.
     pub async fn create_route(&self, key: &RouteKey, target: &RouteTarget) -> Result<WriteOutcome, Error> {
-        self.writes.acquire().await;
+        self.write_permit().await.create_route(key, target).await
+    }
+
+    /// Repoints a route, paced. `NotFound` when there is no route to repoint.
+    pub async fn replace_route(&self, key: &RouteKey, target: &RouteTarget) -> Result<WriteOutcome, Error> {
+        self.write_permit().await.replace_route(key, target).await
+    }
+
+    /// Deletes a route, paced. `NotFound` when it is already gone.
+    pub async fn delete_route(&self, key: &RouteKey) -> Result<WriteOutcome, Error> {
+        self.write_permit().await.delete_route(key).await
+    }
+
+    async fn send_create(&self, key: &RouteKey, target: &RouteTarget) -> Result<WriteOutcome, Error> {
         let result = match key.table.kind {
             TableKind::Vpc => send_vpc_route!(self, self.client.create_route(), key, target, "CreateRoute"),
             TableKind::TransitGateway => send_tgw_route!(
@@ -128,9 +170,7 @@ impl Ec2 {
         }
     }
 
-    /// Repoints a route. `NotFound` when there is no route to repoint.
-    pub async fn replace_route(&self, key: &RouteKey, target: &RouteTarget) -> Result<WriteOutcome, Error> {
-        self.writes.acquire().await;
+    async fn send_replace(&self, key: &RouteKey, target: &RouteTarget) -> Result<WriteOutcome, Error> {
         let result = match key.table.kind {
             TableKind::Vpc => send_vpc_route!(self, self.client.replace_route(), key, target, "ReplaceRoute"),
             TableKind::TransitGateway => send_tgw_route!(
@@ -158,9 +198,7 @@ impl Ec2 {
         }
     }
 
-    /// Deletes a route. `NotFound` when it is already gone.
-    pub async fn delete_route(&self, key: &RouteKey) -> Result<WriteOutcome, Error> {
-        self.writes.acquire().await;
+    async fn send_delete(&self, key: &RouteKey) -> Result<WriteOutcome, Error> {
         let dest = key.destination.to_string();
         let result = match key.table.kind {
             TableKind::Vpc => {

@@ -12,7 +12,7 @@ use lbgp_core::{
     Cidr, LedgerEntry, LedgerStatus, OwnershipLedger, Region, RouteKey, RouteTableRef, RouteTarget, TableKind,
 };
 
-use super::{Fence, Store, get_s, n, s};
+use super::{Fence, Store, get_n, get_s, n, s};
 use crate::Error;
 
 fn target_parts(t: &RouteTarget) -> (&'static str, &str) {
@@ -103,7 +103,10 @@ impl Store {
                 .map_err(|e| self.err("Query", e))?;
             for item in items {
                 match parse_entry(&item, region) {
-                    Some(entry) => ledger.insert(entry),
+                    Some(entry) => match get_n(&item, "updated_at") {
+                        Some(at) => ledger.insert_written(entry, at),
+                        None => ledger.insert(entry),
+                    },
                     None => tracing::warn!(
                         pk = get_s(&item, "pk").unwrap_or_default(),
                         sk = get_s(&item, "sk").unwrap_or_default(),

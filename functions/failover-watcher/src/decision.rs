@@ -27,6 +27,7 @@ fn empty(report: Option<Map<String, Value>>, errors: Vec<ErrorReport>) -> UnitPl
         conflicts: vec![],
         skipped: vec![],
         errors,
+        unassociated: vec![],
         report,
         headline: false,
         notice: None,
@@ -110,6 +111,7 @@ pub fn plan(
         conflicts: vec![],
         skipped: vec![],
         errors: vec![],
+        unassociated: vec![],
         report: Some(entry),
         // A later pass tells the story when it changed members.
         headline: first_pass || d.kind != DecisionKind::None,

@@ -15,7 +15,7 @@ use lbgp_aws::Error;
 use lbgp_aws::context::Aws;
 use lbgp_core::config::{CommonConfig, Env, PropagatorConfig};
 use lbgp_core::propagate::{self, MeshView, RegionView};
-use lbgp_core::topology::{AttachmentState, TransitGateway};
+use lbgp_core::topology::{Lifecycle, TransitGateway};
 use lbgp_core::trigger::Subscriptions;
 use lbgp_core::{Cidr, OwnershipLedger, Region, TableKind};
 use lbgp_runtime::read::read_each_region;
@@ -28,6 +28,9 @@ pub const FUNCTION: &str = "tgw-route-propagator";
 pub const API_CALLS: &[&str] = &[
     "CreateTransitGatewayVpcAttachment",
     "DeleteTransitGatewayVpcAttachment",
+    // Adding a subnet, enabling IPv6 support or appliance mode: the
+    // attachment is `modifying`, and what crosses it may change.
+    "ModifyTransitGatewayVpcAttachment",
     "AcceptTransitGatewayPeeringAttachment",
     "DeleteTransitGatewayPeeringAttachment",
     "RejectTransitGatewayPeeringAttachment",
@@ -75,9 +78,11 @@ impl Propagator {
             ec2.tgw_route_tables(&tgw_refs),
             ec2.peering_attachments(),
         )?;
+        // The VPCs of every attachment not gone: those up originate their
+        // CIDRs, those in transition freeze them.
         let vpc_ids: BTreeSet<&str> = attachments
             .iter()
-            .filter(|a| a.state == AttachmentState::Available)
+            .filter(|a| a.state.lifecycle() != Lifecycle::Gone)
             .map(|a| a.vpc_id.as_str())
             .collect();
         let vpc_ids: Vec<&str> = vpc_ids.into_iter().collect();
@@ -175,6 +180,7 @@ impl Reconciler for Propagator {
             .await?;
         let view = self.read(aws, pass.regions, &ledger).await;
         let mut desire = propagate::desire(view, &ledger, &self.config);
+        desire.settle(&ledger, aws.store.clock().now());
         let plan = propagate::plan(&mut desire, &ledger, &self.config);
         Ok(UnitPlan::owned(desire, plan))
     }

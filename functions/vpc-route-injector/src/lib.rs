@@ -26,6 +26,9 @@ pub const FUNCTION: &str = "vpc-route-injector";
 pub const API_CALLS: &[&str] = &[
     "CreateTransitGatewayVpcAttachment",
     "DeleteTransitGatewayVpcAttachment",
+    // Adding a subnet, enabling IPv6 support or appliance mode: the
+    // attachment is `modifying`, and what crosses it may change.
+    "ModifyTransitGatewayVpcAttachment",
     "AssociateVpcCidrBlock",
     "DisassociateVpcCidrBlock",
     "CreateRouteTable",
@@ -132,8 +135,9 @@ impl Reconciler for Injector {
             .load_ledger(FUNCTION, &self.config.common.mesh, pass.regions)
             .await?;
         let view = self.read(aws, pass.regions, &ledger).await;
-        let desire = inject::desire(view, &self.config);
-        let plan = desire.plan(&ledger);
+        let mut desire = inject::desire(view, &ledger, &self.config);
+        desire.settle(&ledger, aws.store.clock().now());
+        let plan = inject::plan(&mut desire, &ledger, &self.config);
         Ok(UnitPlan::owned(desire, plan))
     }
 }

@@ -343,7 +343,11 @@ pub fn decide(
         p.failback_after_seconds = configured_delay;
     }
 
-    // Moves.
+    // Moves. Right after a move, routes that still read as on the old
+    // member are the read lagging the write, not drift.
+    let settling = state
+        .moved_at
+        .is_some_and(|at| now.saturating_sub(at) < crate::desire::SETTLE_SECS);
     let mut moves = Vec::new();
     let mut targets = BTreeMap::new();
     for (table, routes, choice) in &choices {
@@ -372,6 +376,8 @@ pub fn decide(
                     since.get(to).map_or(0, |s| now.saturating_sub(*s))
                 ),
                 Choice::Operator { to, .. } => format!("operator activated {to}"),
+                // Moved moments ago: the read may not show it yet.
+                Choice::Keep(_) if settling => continue,
                 Choice::Keep(to) => format!(
                     "drift: route pointed at {}; group {} is on {to}",
                     owner.unwrap_or("?"),
@@ -426,6 +432,11 @@ pub fn decide(
         healthy_since: since.clone(),
         pinned: pinned.clone(),
         no_healthy_alerted: kind == DecisionKind::NoHealthyMember,
+        moved_at: if moves.is_empty() {
+            state.moved_at
+        } else {
+            Some(now)
+        },
     };
     if group.mode == FailoverMode::Az {
         for (table, _, choice) in &choices {

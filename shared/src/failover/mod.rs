@@ -61,6 +61,11 @@ pub struct GroupState {
     /// The "no healthy member" alert was sent for the current outage.
     #[serde(default)]
     pub no_healthy_alerted: bool,
+    /// When routes were last moved (seconds since the epoch). EC2's reads
+    /// lag its writes: routes that still read as on their old member this
+    /// soon after are not "drift" to repair again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_at: Option<u64>,
 }
 
 /// A state-change event about one instance.
