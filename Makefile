@@ -67,6 +67,7 @@ test: check test-fidelity test-rust lint ## Everything CI runs: format, clippy, 
 chaos: $(EMULATOR_STAMP) ## Reliability soak: more seeds, bigger meshes, higher fault rates (LBGP_CHAOS=1)
 	$(CARGO) build --workspace --bins
 	LBGP_CHAOS=1 $(CARGO) test -p lbgp-tests --test reliability -- --nocapture
+	LBGP_CHAOS=1 $(CARGO) test -p lbgp-core --test protocol_model -- --nocapture
 
 .PHONY: build
 build: $(BUILD_STAMP) ## arm64 Lambda zips of the three functions (cargo-lambda, release)
@@ -83,6 +84,10 @@ bench: $(EMULATOR_STAMP) $(BUILD_STAMP) ## Benchmarks, measured side by side (re
 	@# The arm64 build is the slow part: an existing zip is reused (the doc flags one older than the sources).
 	@for f in $(FUNCTIONS); do [ -f target/lambda/$$f/bootstrap.zip ] || { $(MAKE) --no-print-directory build; break; }; done
 	$(CARGO) build --release -p vpc-route-injector -p tgw-route-propagator -p failover-watcher --bins
+	@# Section 4's floor, a bare lambda_runtime echo (a crate of its own: it builds only
+	@# lambda_runtime and tokio), in the same release profile; a command of its own, so cargo
+	@# never unifies its features into the functions'.
+	$(CARGO) build --release -p lbgp-echo
 	$(CARGO) run --quiet --profile bench-fast -p lbgp-tests --bin lbgp-bench -- --out docs/BENCHMARKS.md
 
 .PHONY: deploy

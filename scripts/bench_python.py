@@ -1,4 +1,4 @@
-"""The Python side of `make bench` (driven by tests/src/bin/lbgp-bench.rs).
+"""The Python side of `make bench` (driven by tests/src/bin/lbgp-bench/).
 
 What users would otherwise run, measured on the same input in the same run:
 
@@ -12,8 +12,15 @@ What users would otherwise run, measured on the same input in the same run:
   ``AWS_LAMBDA_RUNTIME_API``; the driver times exec to that poll exactly as it
   times the Rust binaries, and kills the process once it has polled.
   ``--bare`` skips boto3: the interpreter's own floor.
+* ``converge``: the naive script a converge from empty would otherwise be
+  (section 7): for each (region, route table, destination, target) of a JSON
+  file the driver wrote, one ``CreateRoute`` (VPC route table) or
+  ``CreateTransitGatewayRoute`` (TGW route table), then one unconditional
+  DynamoDB ``PutItem`` recording it, one route after the other, with boto3
+  against ``AWS_ENDPOINT_URL``. The clients are made before the clock
+  starts; one JSON line on stdout.
 
-Standard library only, besides boto3 for ``coldstart``.
+Standard library only, besides boto3 for ``coldstart`` and ``converge``.
 """
 
 from __future__ import annotations
@@ -77,6 +84,56 @@ def coldstart(bare: bool) -> None:
     conn.getresponse().read()
 
 
+def converge(args) -> None:
+    import json
+    import time
+
+    import boto3
+
+    with open(args.routes, encoding="utf-8") as f:
+        routes = json.load(f)
+    started = time.perf_counter()
+    ec2 = {r: boto3.client("ec2", region_name=r) for r in sorted({route["region"] for route in routes})}
+    ddb = boto3.client("dynamodb", region_name=args.home_region)
+    setup_s = time.perf_counter() - started
+    start = time.perf_counter()
+    for route in routes:
+        region, table = route["region"], route["route_table_id"]
+        destination, target = route["destination"], route["target"]
+        if table.startswith("tgw-rtb-"):
+            ec2[region].create_transit_gateway_route(
+                TransitGatewayRouteTableId=table,
+                DestinationCidrBlock=destination,
+                TransitGatewayAttachmentId=target,
+            )
+        else:
+            if not target.startswith("tgw-"):
+                raise SystemExit(f"converge: unsupported VPC route target {target}")
+            family = "DestinationIpv6CidrBlock" if ":" in destination else "DestinationCidrBlock"
+            ec2[region].create_route(RouteTableId=table, TransitGatewayId=target, **{family: destination})
+        ddb.put_item(
+            TableName=args.table,
+            Item={
+                "pk": {"S": f"naive#{region}#{table}"},
+                "sk": {"S": destination},
+                "target": {"S": target},
+            },
+        )
+    seconds = time.perf_counter() - start
+    print(
+        json.dumps(
+            {
+                "python": sys.version.split()[0],
+                "boto3": boto3.__version__,
+                "routes": len(routes),
+                "setup_s": setup_s,
+                "seconds": seconds,
+            }
+        ),
+        flush=True,
+    )
+
+
 def main() -> None:
     # The cold-start path skips argparse (and its imports) on purpose.
     if sys.argv[1:2] == ["coldstart"]:
@@ -94,6 +151,11 @@ def main() -> None:
     c.set_defaults(func=collapse)
     s = sub.add_parser("coldstart", help="boto3 Lambda start-up, then one Runtime API poll")
     s.add_argument("--bare", action="store_true", help="no boto3: the interpreter alone")
+    v = sub.add_parser("converge", help="CreateRoute / CreateTransitGatewayRoute + PutItem per route, in order")
+    v.add_argument("--routes", required=True, help="JSON list of {region, route_table_id, destination, target}")
+    v.add_argument("--table", required=True, help="the DynamoDB table (in --home-region)")
+    v.add_argument("--home-region", required=True)
+    v.set_defaults(func=converge)
     args = parser.parse_args()
     args.func(args)
 

@@ -113,7 +113,8 @@ for path in files:
         detail = event.get("detail", {})
         if event.get("detail-type") != "AWS API Call via CloudTrail" or event.get("source") != "aws.ec2":
             errors.append(f"{path}: not an EC2 CloudTrail event")
-        if detail.get("eventName") != path.stem:
+        # cloudtrail/<EventName>[-variant].json
+        if detail.get("eventName") != path.stem.split("-")[0]:
             errors.append(f"{path}: eventName {detail.get('eventName')!r} does not match the file name")
         if detail.get("awsRegion") != event.get("region"):
             errors.append(f"{path}: detail.awsRegion and region differ")

@@ -14,13 +14,22 @@ use lbgp_core::config::CommonConfig;
 use crate::Error;
 use crate::ec2::Ec2;
 use crate::notify::Notifier;
+use crate::queue::FollowUps;
 use crate::store::{Clock, Store, SystemClock};
+use crate::telemetry::{ThrottleCounter, Throttles};
 use crate::throttle::TokenBucket;
 
-/// Attempts per call: the SDK's standard mode (exponential backoff with
-/// jitter, throttling-aware), with a little more patience than its default 3
-/// because a control plane run is worth finishing.
+/// Attempts per call: the SDK's adaptive mode (exponential backoff with
+/// jitter, and a client-side rate limiter that slows down when AWS
+/// throttles: EC2's budget is per account and region, shared with every
+/// other tool), with a little more patience than its default 3 because a
+/// control plane run is worth finishing.
 pub const MAX_ATTEMPTS: u32 = 5;
+
+/// The retry policy every client uses.
+pub fn retries() -> RetryConfig {
+    RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS)
+}
 
 /// How long one attempt of any AWS call may take before it is abandoned
 /// (and retried): a hung connection must not hold a run, or its lease.
@@ -41,7 +50,7 @@ pub fn timeouts() -> TimeoutConfig {
 /// and timeouts.
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .retry_config(retries())
         .timeout_config(timeouts())
         .load()
         .await
@@ -56,6 +65,10 @@ pub struct Aws {
     pub store: Store,
     /// SNS, in the home region.
     pub notifier: Notifier,
+    /// The follow-up queue (`LBGP_FOLLOW_UP_QUEUE_URL`), in the home region.
+    pub follow_ups: FollowUps,
+    /// Throttled attempts of every client of this process.
+    pub throttles: Throttles,
     /// The home region (`AWS_REGION`): where the table and topic live.
     pub home: Region,
 }
@@ -72,36 +85,51 @@ impl Aws {
                 region: "-".to_owned(),
                 detail: "AWS_REGION is not set: it names the home region of the table and topic".to_owned(),
             })?;
+        let throttles = Throttles::default();
         let ec2 = common
             .regions
             .iter()
             .map(|region| {
+                let writes = TokenBucket::new(common.ec2_write_burst, common.ec2_write_rate);
                 let conf = aws_sdk_ec2::config::Builder::from(sdk)
                     .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+                    .interceptor(ThrottleCounter::new(throttles.clone(), Some(writes.clone())))
                     .build();
                 (
                     region.clone(),
-                    Ec2::new(
-                        aws_sdk_ec2::Client::from_conf(conf),
-                        region.clone(),
-                        TokenBucket::new(common.ec2_write_burst, common.ec2_write_rate),
-                    ),
+                    Ec2::new(aws_sdk_ec2::Client::from_conf(conf), region.clone(), writes),
                 )
             })
             .collect();
+        let counter = || ThrottleCounter::new(throttles.clone(), None);
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(counter())
+            .build();
+        let sns = aws_sdk_sns::config::Builder::from(sdk)
+            .interceptor(counter())
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(sdk)
+            .interceptor(counter())
+            .build();
         Ok(Aws {
             ec2,
             store: Store::new(
-                aws_sdk_dynamodb::Client::new(sdk),
+                aws_sdk_dynamodb::Client::from_conf(dynamodb),
                 &common.table,
                 home.clone(),
                 clock,
             ),
             notifier: Notifier::new(
-                aws_sdk_sns::Client::new(sdk),
+                aws_sdk_sns::Client::from_conf(sns),
                 common.topic_arn.clone(),
                 home.clone(),
             ),
+            follow_ups: FollowUps::new(
+                aws_sdk_sqs::Client::from_conf(sqs),
+                common.follow_up_queue.clone(),
+                home.clone(),
+            ),
+            throttles,
             home,
         })
     }

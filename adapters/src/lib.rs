@@ -6,6 +6,8 @@
 //! - [`store`]: the DynamoDB ownership ledger (write-ahead, batched), the
 //!   lease with its fencing token, and small state records;
 //! - [`notify`]: SNS notifications;
+//! - [`queue`]: the follow-up queue (SQS) of runs that ran out of time;
+//! - [`telemetry`]: throttled attempts, counted;
 //! - [`context`]: SDK clients built once per process;
 //! - [`throttle`]: client-side pacing of EC2 writes.
 #![forbid(unsafe_code)]
@@ -13,7 +15,9 @@
 pub mod context;
 pub mod ec2;
 pub mod notify;
+pub mod queue;
 pub mod store;
+pub mod telemetry;
 pub mod throttle;
 
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -83,6 +87,16 @@ impl Error {
             Error::Aws { code, .. } => code.as_deref(),
             _ => None,
         }
+    }
+
+    /// True when AWS still throttled the call after every retry: the
+    /// account's budget is spent by someone; the call is worth trying again
+    /// later, it is not wrong.
+    pub fn is_throttled(&self) -> bool {
+        matches!(
+            self.code(),
+            Some("RequestLimitExceeded" | "Throttling" | "ThrottlingException" | "TooManyRequestsException")
+        )
     }
 
     /// True when the lease was lost: stop writing.

@@ -9,6 +9,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::Error;
+use crate::apply::LedgerBatching;
 use crate::budget::Budget;
 use crate::reconcile::{Reconciler, run};
 
@@ -45,6 +46,7 @@ pub fn local_holder(prefix: &str) -> String {
 /// crash loop.
 pub struct App<R> {
     state: Result<(R, Aws), Error>,
+    batching: LedgerBatching,
 }
 
 impl<R: Reconciler> App<R> {
@@ -73,12 +75,23 @@ impl<R: Reconciler> App<R> {
     pub fn new(reconciler: R, aws: Aws) -> App<R> {
         App {
             state: Ok((reconciler, aws)),
+            batching: LedgerBatching::default(),
         }
     }
 
     /// An app that answers every invocation with `error` (its cause kept).
     pub fn misconfigured(error: Error) -> App<R> {
-        App { state: Err(error) }
+        App {
+            state: Err(error),
+            batching: LedgerBatching::default(),
+        }
+    }
+
+    /// The same app with the ledger's write-ahead writes grouped as
+    /// `batching` says (the benchmarks compare the two).
+    pub fn with_ledger_batching(mut self, batching: LedgerBatching) -> App<R> {
+        self.batching = batching;
+        self
     }
 
     /// The reconciler and clients, when the configuration was valid.
@@ -111,7 +124,7 @@ impl<R: Reconciler> App<R> {
             function = reconciler.function(),
             trigger = tracing::field::Empty,
         );
-        run(reconciler, aws, &payload, holder, budget)
+        run(reconciler, aws, &payload, holder, budget, self.batching)
             .instrument(span)
             .await
             .map_err(Into::into)

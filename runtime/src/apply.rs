@@ -48,8 +48,9 @@ pub struct Outcome {
     /// The apply stopped before its changes (the state record could not be
     /// saved): nothing was moved.
     pub halted: bool,
-    /// Changes not started because the deadline or the lease's end came:
-    /// left for the next run.
+    /// Changes not started because the deadline or the lease's end came,
+    /// or still throttled after every retry: left for the next run (or the
+    /// follow-up invocation).
     pub deferred: usize,
 }
 
@@ -71,6 +72,20 @@ impl Outcome {
     }
 
     fn fail(&mut self, change: &Change, e: &Error) {
+        if e.is_throttled() {
+            // Not a failure of the change: EC2's budget is spent (by us or
+            // another tool). Left for the follow-up, like the deadline's rest.
+            tracing::warn!(
+                op = %change.op,
+                region = %change.key.table.region,
+                route_table_id = %change.key.table.id,
+                destination = %change.key.destination,
+                error = %e,
+                "route change still throttled after every retry; deferred"
+            );
+            self.deferred += 1;
+            return;
+        }
         tracing::error!(
             op = %change.op,
             region = %change.key.table.region,
@@ -154,6 +169,18 @@ pub struct Owner<'a> {
     pub mesh: &'a str,
 }
 
+/// How the write-ahead ledger writes are grouped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LedgerBatching {
+    /// A burst's intents in one transaction, its confirmations in another.
+    #[default]
+    Bursts,
+    /// Each change's intent and confirmation in transactions of their own,
+    /// the writes of a region still a burst in flight: the protocol before
+    /// bursts, kept so the benchmarks measure the bursts against it.
+    PerChange,
+}
+
 /// Applies a plan of owned routes: ledger fixes, then the changes in
 /// write-ahead bursts. `changes` were checked against the blast radius.
 pub async fn apply_owned(
@@ -163,6 +190,19 @@ pub async fn apply_owned(
     fixes: &[LedgerFix],
     changes: &[Change],
     budget: &Budget,
+) -> Outcome {
+    apply_owned_with(aws, fence, owner, fixes, changes, budget, LedgerBatching::Bursts).await
+}
+
+/// [`apply_owned`] with the ledger writes grouped as `batching` says.
+pub async fn apply_owned_with(
+    aws: &Aws,
+    fence: &Fence,
+    owner: Owner<'_>,
+    fixes: &[LedgerFix],
+    changes: &[Change],
+    budget: &Budget,
+    batching: LedgerBatching,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let fix_writes: Vec<LedgerWrite> = fixes.iter().map(writeahead::fix).collect();
@@ -184,6 +224,27 @@ pub async fn apply_owned(
     let fenced = &fenced;
     let writes = per_region(changes, |region, queue| async move {
         let burst = width(aws, region).min(WRITES_PER_TRANSACTION);
+        if batching == LedgerBatching::PerChange {
+            let outcomes: Vec<Outcome> = stream::iter(queue)
+                .map(|change| async move {
+                    if fenced.load(Ordering::SeqCst) {
+                        return Outcome::default();
+                    }
+                    let out = owned_burst(aws, fence, owner, &[change], budget, 1).await;
+                    if out.fenced {
+                        fenced.store(true, Ordering::SeqCst);
+                    }
+                    out
+                })
+                .buffer_unordered(burst)
+                .collect()
+                .await;
+            let mut out = Outcome::default();
+            for o in outcomes {
+                out.merge(o);
+            }
+            return out;
+        }
         let mut out = Outcome::default();
         for (n, chunk) in queue.chunks(burst).enumerate() {
             if fenced.load(Ordering::SeqCst) {
@@ -258,6 +319,69 @@ async fn owned_burst(
         log_applied(change);
     }
     out.applied.extend(done);
+    out
+}
+
+/// Rounds of `ReplaceRoute` a region's moves get when EC2 still throttles
+/// some after the SDK's retries: the throttled ones go round again (the
+/// write bucket has slowed down meanwhile) before they are deferred to the
+/// follow-up. A failover is worth finishing in the invocation that started it.
+pub const THROTTLED_ROUNDS: usize = 3;
+
+/// The moves of one region, a burst in flight, in up to
+/// [`THROTTLED_ROUNDS`] rounds.
+async fn replace_in_region(
+    aws: &Aws,
+    fence: &Fence,
+    budget: &Budget,
+    region: &Region,
+    mut queue: Vec<&Change>,
+) -> Outcome {
+    let mut out = Outcome::default();
+    for round in 1..=THROTTLED_ROUNDS {
+        let results: Vec<(&Change, Option<Result<WriteOutcome, Error>>)> = stream::iter(queue)
+            .map(|change| async move {
+                let result = match permit(aws, fence, change, budget).await {
+                    None => None,
+                    Some(Ok(p)) => Some(p.replace_route(&change.key, &change.target).await),
+                    Some(Err(e)) => Some(Err(e)),
+                };
+                (change, result)
+            })
+            .buffer_unordered(width(aws, region))
+            .collect()
+            .await;
+        queue = Vec::new();
+        for (change, result) in results {
+            let table = &change.key.table;
+            match result {
+                None => out.deferred += 1,
+                Some(Ok(WriteOutcome::Applied | WriteOutcome::AlreadyExists)) => {
+                    log_applied(change);
+                    out.applied.push(change.clone());
+                }
+                Some(Ok(WriteOutcome::NotFound)) => {
+                    // The user deleted the route meanwhile: it is theirs,
+                    // not ours to re-create.
+                    tracing::warn!(region = %table.region, route_table_id = %table.id,
+                        destination = %change.key.destination, "route deleted before it could be repointed");
+                    out.skipped.push(SkipReport {
+                        region: table.region.to_string(),
+                        resource: table.id.clone(),
+                        destination: Some(change.key.destination.to_string()),
+                        reason: "route deleted before it could be repointed".to_owned(),
+                    });
+                }
+                Some(Err(e)) if e.is_throttled() && round < THROTTLED_ROUNDS => queue.push(change),
+                Some(Err(e)) => out.fail(change, &e),
+            }
+        }
+        if queue.is_empty() {
+            break;
+        }
+        tracing::warn!(region = %region, routes = queue.len(), round,
+            "EC2 still throttled some route moves after the SDK's retries; another round");
+    }
     out
 }
 
@@ -364,9 +488,8 @@ pub struct StateRecord {
 pub async fn apply_moves(
     aws: &Aws,
     fence: &Fence,
-    function: &str,
-    scope: &str,
-    state: Option<&StateRecord>,
+    (function, scope): (&str, &str),
+    (state, unsettled): (Option<&StateRecord>, Option<&StateRecord>),
     moves: &[Change],
     budget: &Budget,
 ) -> Outcome {
@@ -390,46 +513,19 @@ pub async fn apply_moves(
             return outcome;
         }
     }
-    let moved = per_region(moves, |region, queue| async move {
-        let results: Vec<(&Change, Option<Result<WriteOutcome, Error>>)> = stream::iter(queue)
-            .map(|change| async move {
-                let result = match permit(aws, fence, change, budget).await {
-                    None => None,
-                    Some(Ok(p)) => Some(p.replace_route(&change.key, &change.target).await),
-                    Some(Err(e)) => Some(Err(e)),
-                };
-                (change, result)
-            })
-            .buffer_unordered(width(aws, region))
-            .collect()
-            .await;
-        let mut out = Outcome::default();
-        for (change, result) in results {
-            let table = &change.key.table;
-            match result {
-                None => out.deferred += 1,
-                Some(Ok(WriteOutcome::Applied | WriteOutcome::AlreadyExists)) => {
-                    log_applied(change);
-                    out.applied.push(change.clone());
-                }
-                Some(Ok(WriteOutcome::NotFound)) => {
-                    // The user deleted the route meanwhile: it is theirs,
-                    // not ours to re-create.
-                    tracing::warn!(region = %table.region, route_table_id = %table.id,
-                        destination = %change.key.destination, "route deleted before it could be repointed");
-                    out.skipped.push(SkipReport {
-                        region: table.region.to_string(),
-                        resource: table.id.clone(),
-                        destination: Some(change.key.destination.to_string()),
-                        reason: "route deleted before it could be repointed".to_owned(),
-                    });
-                }
-                Some(Err(e)) => out.fail(change, &e),
-            }
-        }
-        out
+    let moved = per_region(moves, |region, queue| {
+        replace_in_region(aws, fence, budget, region, queue)
     })
     .await;
     outcome.merge(moved);
+    if outcome.deferred > 0
+        && let Some(record) = unsettled
+        && let Err(e) = aws
+            .store
+            .save_state(fence, function, scope, &record.name, &record.body)
+            .await
+    {
+        tracing::error!(scope, error = %e, "state after the deadline not saved; the next run takes the routes left for lag");
+    }
     outcome.sorted()
 }

@@ -26,7 +26,7 @@ use lbgp_core::{Change, LedgerFix, Plan, Region};
 use serde_json::{Map, Value, json};
 
 use crate::Error;
-use crate::apply::{self, Outcome, Owner, StateRecord};
+use crate::apply::{self, LedgerBatching, Outcome, Owner, StateRecord};
 use crate::budget::Budget;
 use crate::notify;
 
@@ -92,6 +92,8 @@ pub struct Request {
     pub budget: Budget,
     /// When the invocation started (notifications say how long it took).
     pub started: Instant,
+    /// How the ledger's write-ahead writes are grouped.
+    pub batching: LedgerBatching,
 }
 
 /// One pass over one unit.
@@ -129,6 +131,10 @@ pub enum Writes {
     Moved {
         /// The state to save first, when it changed.
         state: Option<StateRecord>,
+        /// The state to save instead once the deadline stopped some moves:
+        /// routes still on the old member are then work left, not a read
+        /// lagging the moves.
+        unsettled: Option<StateRecord>,
     },
 }
 
@@ -266,6 +272,8 @@ struct UnitRun<K> {
     skipped: Vec<SkipReport>,
     report: Option<Map<String, Value>>,
     deferred: usize,
+    /// Passes applied under the lease.
+    passes: usize,
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
@@ -279,8 +287,10 @@ pub async fn run<R: Reconciler>(
     payload: &Value,
     holder: String,
     budget: Budget,
+    batching: LedgerBatching,
 ) -> Result<InvokeResponse, Error> {
     let started = Instant::now();
+    let throttled_before = aws.throttles.count();
     let common = reconciler.common();
     let function = reconciler.function();
     let trigger = match classify(payload, reconciler.subscriptions())? {
@@ -309,15 +319,13 @@ pub async fn run<R: Reconciler>(
     };
     let label = trigger.label();
     let mut response = InvokeResponse::new(function, label.clone(), dry_run);
-    let regions: Vec<Region> = match &trigger {
-        Trigger::ApiCall { region, .. } | Trigger::StateChange { region, .. } => {
-            if !common.regions.contains(region) {
-                response.ignored = Some(format!("region {region} is not in LBGP_REGIONS"));
-                return Ok(response);
-            }
-            reconciler.scope(vec![region.clone()])
+    let regions: Vec<Region> = match trigger.region() {
+        Some(region) if !common.regions.contains(region) => {
+            response.ignored = Some(format!("region {region} is not in LBGP_REGIONS"));
+            return Ok(response);
         }
-        _ => common.regions.clone(),
+        Some(region) => reconciler.scope(vec![region.clone()]),
+        None => common.regions.clone(),
     };
     let request = Request {
         trigger,
@@ -327,6 +335,7 @@ pub async fn run<R: Reconciler>(
         holder,
         budget,
         started,
+        batching,
     };
     tracing::info!(function, trigger = %request.label, dry_run, force, regions = ?regions, "reconcile started");
 
@@ -352,6 +361,7 @@ pub async fn run<R: Reconciler>(
             skipped: vec![],
             report: None,
             deferred: 0,
+            passes: 0,
         })
         .collect();
 
@@ -490,10 +500,21 @@ pub async fn run<R: Reconciler>(
         .flat_map(|r| r.applied.iter().map(ChangeReport::from))
         .collect();
     owned.sort();
-    let response = finish(response, runs, &request, started, true);
+    let mut response = finish(response, runs, &request, started, true);
     if !owned.is_empty() {
         let n = notice::plan_applied(function, &request.label, &owned, &response.errors);
         notify::publish(aws, &n).await;
+    }
+    response.throttled = aws.throttles.count().saturating_sub(throttled_before);
+    if response.throttled > 0 {
+        tracing::warn!(
+            function,
+            throttled = response.throttled,
+            "AWS throttled calls of this run; the SDK and the write pacing slowed down"
+        );
+    }
+    if response.deferred > 0 {
+        response.follow_up = follow_up(aws, &request, &response).await;
     }
     Ok(response)
 }
@@ -515,21 +536,30 @@ async fn apply_unit<R: Reconciler>(
         return run;
     };
     for number in 1..=MAX_PASSES {
+        run.passes = number;
         let outcome = match &plan.writes {
             Writes::Owned { fixes } => {
                 let owner = Owner {
                     function,
                     mesh: &common.mesh,
                 };
-                apply::apply_owned(aws, &fence, owner, fixes, &plan.changes, &request.budget).await
+                apply::apply_owned_with(
+                    aws,
+                    &fence,
+                    owner,
+                    fixes,
+                    &plan.changes,
+                    &request.budget,
+                    request.batching,
+                )
+                .await
             }
-            Writes::Moved { state } => {
+            Writes::Moved { state, unsettled } => {
                 apply::apply_moves(
                     aws,
                     &fence,
-                    function,
-                    &run.unit.scope,
-                    state.as_ref(),
+                    (function, &run.unit.scope),
+                    (state.as_ref(), unsettled.as_ref()),
                     &plan.changes,
                     &request.budget,
                 )
@@ -574,15 +604,10 @@ async fn apply_unit<R: Reconciler>(
         run.errors.extend(errors);
         run.skipped.extend(skipped);
         if !fenced && !halted && matches!(plan.writes, Writes::Owned { .. }) {
-            notify::conflicts_changed(
-                aws,
-                &fence,
-                function,
-                &run.unit.scope,
-                &request.label,
-                &plan.conflicts,
-            )
-            .await;
+            let scope = &run.unit.scope;
+            notify::conflicts_changed(aws, &fence, function, scope, &request.label, &plan.conflicts).await;
+            notify::unassociated_changed(aws, &fence, function, scope, &request.label, &plan.unassociated)
+                .await;
         }
         run.plan = Some(plan);
         if fenced {
@@ -672,6 +697,32 @@ async fn apply_unit<R: Reconciler>(
     run
 }
 
+/// Sends the invocation that continues a run the deadline cut, when a
+/// queue is configured and the run made progress (a run that moved nothing
+/// would only send the same work round again: the schedule retries it).
+async fn follow_up(aws: &Aws, request: &Request, response: &InvokeResponse) -> Option<String> {
+    if response.changes.is_empty() {
+        return None;
+    }
+    let payload = json!({
+        "dry_run": false,
+        "force": request.force,
+        "follow_up": {"after": request.holder, "deferred": response.deferred},
+    });
+    match aws.follow_ups.send(&payload).await {
+        Ok(Some(id)) => {
+            tracing::info!(function = %response.function, deferred = response.deferred, message_id = %id,
+                "follow-up invocation sent to continue at once");
+            Some(id)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "follow-up not sent; the schedule picks up what is left");
+            None
+        }
+    }
+}
+
 /// The response of a run.
 fn finish<K>(
     mut response: InvokeResponse,
@@ -693,6 +744,7 @@ fn finish<K>(
         response.errors.extend(run.errors.iter().cloned());
         response.skipped.extend(run.skipped.iter().cloned());
         response.deferred += run.deferred;
+        response.passes += run.passes;
         if let Some(mut report) = run.report.take() {
             if report.contains_key("routes_moved") && applied_run {
                 report.insert("routes_moved".into(), json!(run.applied.len()));
@@ -727,6 +779,7 @@ fn finish<K>(
         conflicts = response.conflicts.len(),
         errors = response.errors.len(),
         deferred = response.deferred,
+        passes = response.passes,
         locked = response.locked,
         duration_ms = response.duration_ms,
         "reconcile finished"
@@ -734,18 +787,18 @@ fn finish<K>(
     response
 }
 
-/// Releases the lease even if work was marked pending (the caller is not
-/// going to run again).
+/// Releases the lease for a run that is not going to run again. Work
+/// other triggers marked pending meanwhile stays marked (released with the
+/// mark), so the next run of any trigger knows there is some, and the lease
+/// is free for it at once rather than at its expiry.
 async fn release_fully(aws: &Aws, fence: &Fence) {
-    for _ in 0..2 {
-        match aws.store.release(fence).await {
-            Ok(Released::Done) => return,
-            Ok(Released::WorkPending) => continue,
-            Err(e) => {
-                tracing::warn!(lease = %fence.lease_pk, error = %e, "lease not released; it expires by itself");
-                return;
-            }
-        }
+    let released = match aws.store.release(fence).await {
+        Ok(Released::Done) => return,
+        Ok(Released::WorkPending) => aws.store.release_leaving_work(fence).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = released {
+        tracing::warn!(lease = %fence.lease_pk, error = %e, "lease not released; it expires by itself");
     }
 }
 

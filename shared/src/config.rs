@@ -82,6 +82,10 @@ pub struct CommonConfig {
     pub ec2_write_burst: u32,
     /// `LBGP_EC2_WRITE_RATE`: its refill per second (default 5; 0 disables pacing).
     pub ec2_write_rate: f64,
+    /// `LBGP_FOLLOW_UP_QUEUE_URL`: the SQS queue a run that ran out of time
+    /// sends its continuation to (optional; without it the schedule picks
+    /// the rest up).
+    pub follow_up_queue: Option<String>,
 }
 
 /// Settings of the vpc-route-injector.
@@ -219,7 +223,20 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 });
             }
         };
+        let follow_up_queue = match self.raw("LBGP_FOLLOW_UP_QUEUE_URL") {
+            None => None,
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url),
+            Some(url) => {
+                return Err(ConfigError::Invalid {
+                    var: "LBGP_FOLLOW_UP_QUEUE_URL",
+                    value: url,
+                    expected: "an SQS queue URL, https://sqs.<region>.amazonaws.com/<account>/<name>"
+                        .to_owned(),
+                });
+            }
+        };
         Ok(CommonConfig {
+            follow_up_queue,
             regions,
             mesh,
             table,

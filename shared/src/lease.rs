@@ -28,6 +28,9 @@ pub struct LeaseRecord {
     pub expires_at: u64,
     /// Another run asked for work while it was held.
     pub pending: bool,
+    /// When the last holder took it (seconds since the epoch): a run that
+    /// started after a change has seen it.
+    pub started_at: u64,
 }
 
 /// The outcome of taking a lease.
@@ -79,6 +82,7 @@ impl LeaseRecord {
             self.expires_at = now + ttl;
             self.pending = false;
             self.token += 1;
+            self.started_at = now;
             Acquisition::Held {
                 token: self.token,
                 expires_at: self.expires_at,

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::PropagatorConfig;
 use crate::desire::Desire;
+use crate::desire::SETTLE_SECS;
 use crate::model::{
     DesiredRoute, Region, RouteKey, RouteOrigin, RouteState, RouteTableRef, RouteTarget, TableKind,
 };
@@ -27,6 +28,7 @@ use crate::topology::{
     AttachmentState, Lifecycle, PeeringAttachment, TAG_MESH, TgwRoute, TgwRouteTable, TransitGateway, Vpc,
     VpcAttachment,
 };
+use crate::trigger::{RoutingUpdate, UpdatedRoute};
 
 /// One region as the propagator reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -432,6 +434,65 @@ pub fn plan(desire: &mut Desire, ledger: &OwnershipLedger, config: &PropagatorCo
     }
     desire.normalise();
     desire.plan(ledger)
+}
+
+/// What a Network Manager event means for L-BGP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WakeUp {
+    /// Something changed that a run has not seen: reconcile.
+    Reconcile,
+    /// The routes it reports are the ones L-BGP itself just installed
+    /// (static, in its ledger, toward the recorded peering): its own echo.
+    Echo,
+    /// A run that started after the change has read it already.
+    AlreadySeen {
+        /// When that run started (seconds since the epoch).
+        started_at: u64,
+    },
+}
+
+/// Reads a Network Manager event as a wake-up only (its deltas are never
+/// trusted: a run reads every table again). `last_started` is when the
+/// last run took the mesh lease: a run that started a settle window after
+/// the change has read it. Only installs can be told to be an echo (an
+/// uninstall leaves no trace in the ledger to tell ours from a peer's), so
+/// only installs are.
+pub fn wake_up(update: &RoutingUpdate, ledger: &OwnershipLedger, last_started: u64) -> WakeUp {
+    let seen_by = update
+        .time
+        .saturating_add(i64::try_from(SETTLE_SECS).unwrap_or(i64::MAX));
+    if i64::try_from(last_started).is_ok_and(|s| s >= seen_by) {
+        return WakeUp::AlreadySeen {
+            started_at: last_started,
+        };
+    }
+    let ours = |route: &UpdatedRoute| {
+        let Some(destination) = route.destination else {
+            return false;
+        };
+        route.route_type == "route_static"
+            && !update.route_tables.is_empty()
+            && update.route_tables.iter().all(|table| {
+                let key = RouteKey {
+                    table: table_ref(&update.region, table),
+                    destination,
+                };
+                ledger.get(&key).is_some_and(|e| {
+                    route
+                        .attachments
+                        .iter()
+                        .any(|a| e.recognises(&RouteTarget::TransitGatewayAttachment(a.clone())))
+                })
+            })
+    };
+    if update.change_type == "TGW-ROUTE-INSTALLED"
+        && !update.routes.is_empty()
+        && update.routes.iter().all(ours)
+    {
+        WakeUp::Echo
+    } else {
+        WakeUp::Reconcile
+    }
 }
 
 #[cfg(test)]

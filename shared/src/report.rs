@@ -144,6 +144,19 @@ pub struct InvokeResponse {
     /// pending mark announces.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deferred: usize,
+    /// The follow-up invocation a run that ran out of time sent to continue
+    /// at once (its queue message id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<String>,
+    /// AWS calls throttled during the run (retried by the SDK, which slowed
+    /// down; lbgp's own pacing backed off too).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub throttled: u64,
+    /// Reconcile passes this invocation ran, over its units: 1 per unit for
+    /// its own trigger, more when other triggers asked for work while it
+    /// held the lease (those triggers' invocations report `locked` and 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub passes: usize,
     /// Set when `changes` or `conflicts` were cut to fit Lambda's 6 MB
     /// response limit: the full lists are in the logs, one JSON line each.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -162,6 +175,10 @@ pub struct InvokeResponse {
 }
 
 fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 

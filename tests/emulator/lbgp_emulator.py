@@ -299,6 +299,7 @@ class FaultConfig:
         "error5xx_p",
         "lost_response_p",
         "latency_ms",
+        "write_latency_ms",
         "services",
         "mutating_only",
         "fail_writes_after",
@@ -319,6 +320,10 @@ class FaultConfig:
         if not isinstance(latency, (int, float)) or latency < 0:
             raise FaultConfigError("latency_ms must be a number >= 0")
         self.latency_ms = float(latency)
+        write_latency = raw.get("write_latency_ms") or 0
+        if not isinstance(write_latency, (int, float)) or write_latency < 0:
+            raise FaultConfigError("write_latency_ms must be a number >= 0")
+        self.write_latency_ms = float(write_latency)
         services = raw.get("services")
         if services is not None and (
             not isinstance(services, list)
@@ -349,6 +354,7 @@ class FaultConfig:
             or self.error5xx_p
             or self.lost_response_p
             or self.latency_ms
+            or self.write_latency_ms
             or self.fail_writes_after is not None
         )
 
@@ -359,6 +365,7 @@ class FaultConfig:
             "error5xx_p": self.error5xx_p,
             "lost_response_p": self.lost_response_p,
             "latency_ms": self.latency_ms,
+            "write_latency_ms": self.write_latency_ms,
             "services": None if self.services is None else sorted(self.services),
             "mutating_only": self.mutating_only,
             "fail_writes_after": self.fail_writes_after,
@@ -445,7 +452,7 @@ class LbgpMiddleware:
                         outcome = "lost"
                 if outcome in ("ok", "lost") and mutating:
                     self.writes_applied += 1
-                latency = faults.latency_ms
+                latency = faults.latency_ms + (faults.write_latency_ms if mutating else 0.0)
             else:
                 latency = 0.0
             record = {

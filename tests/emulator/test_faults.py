@@ -281,6 +281,20 @@ def test_latency_applies_to_listed_services_only(emu: Emulator) -> None:
     assert fast < 0.2
 
 
+def test_write_latency_slows_mutating_calls_only(emu: Emulator) -> None:
+    ec2 = emu.ec2()
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    emu.set_faults(write_latency_ms=300, services=["ec2"])
+    start = time.monotonic()
+    ec2.describe_vpcs()
+    read = time.monotonic() - start
+    start = time.monotonic()
+    ec2.create_route_table(VpcId=vpc)
+    write = time.monotonic() - start
+    assert read < 0.2
+    assert 0.3 <= write < 1.5
+
+
 def test_concurrent_requests_are_served_in_parallel(emu: Emulator) -> None:
     """Injected latency overlaps across connections: the server is threaded."""
     clients = [emu.ec2(region) for region in REGIONS]

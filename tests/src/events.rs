@@ -27,3 +27,54 @@ pub fn state_change(region: &str, instance: &str, state: &str) -> Value {
            "resources": [format!("arn:aws:ec2:{region}:123456789012:instance/{instance}")],
            "detail": {"instance-id": instance, "state": state}})
 }
+
+/// A `Network Manager Routing Update` as Global Networks for Transit
+/// Gateways sends it (from us-west-2) about `table` in `region`, at `time`
+/// (epoch seconds): each route `(destination, attachment, route type)`.
+pub fn routing_update(
+    region: &str,
+    change_type: &str,
+    table: &str,
+    routes: &[(&str, &str, &str)],
+    time: u64,
+) -> Value {
+    use aws_sdk_ec2::primitives::{DateTime, DateTimeFormat};
+    let time = DateTime::from_secs(i64::try_from(time).unwrap_or(i64::MAX))
+        .fmt(DateTimeFormat::DateTime)
+        .unwrap_or_default();
+    let routes: Vec<Value> = routes
+        .iter()
+        .map(|(destination, attachment, route_type)| {
+            json!({"destinationCidrBlock": destination,
+                   "attachments": [{"tgwAttachmentId": attachment, "attachmentType": "peering"}],
+                   "routeType": route_type, "routeState": "active"})
+        })
+        .collect();
+    json!({"version": "0", "id": "a1b2c3d4-5678-90ab-cdef-0000000000aa",
+           "detail-type": "Network Manager Routing Update", "source": "aws.networkmanager",
+           "account": "123456789012", "time": time, "region": "us-west-2",
+           "resources": ["arn:aws:networkmanager::123456789012:global-network/global-network-0123456789abcdef0"],
+           "detail": {"changeType": change_type, "region": region,
+                      "transitGatewayRouteTableArns": [format!("arn:aws:ec2:{region}:123456789012:transit-gateway-route-table/{table}")],
+                      "routes": routes}})
+}
+
+/// What Lambda's SQS event source delivers for one message with `body`.
+pub fn sqs_delivery(body: &str, queue_arn: &str) -> Value {
+    json!({"Records": [{"messageId": "059f36b4-87a3-44ab-83d2-661975830a7d", "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+                        "body": body, "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                        "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "eu-west-1"}]})
+}
+
+/// The record Lambda's on-failure destination keeps of an asynchronous
+/// invocation it gave up on (`condition`: `EventAgeExceeded` or
+/// `RetriesExhausted`), with the original event.
+pub fn on_failure_record(event: &Value, condition: &str) -> Value {
+    json!({"version": "1.0", "timestamp": "2026-11-22T10:06:00.000Z",
+           "requestContext": {"requestId": "e4b46cbf-b738-4a9b-8880-a18cdf61200e",
+                              "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:lbgp-failover-watcher:$LATEST",
+                              "condition": condition, "approximateInvokeCount": 0},
+           "requestPayload": event,
+           "responseContext": {"statusCode": 0, "executedVersion": null, "functionError": null},
+           "responsePayload": null})
+}

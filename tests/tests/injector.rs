@@ -109,6 +109,12 @@ async fn dry_run_then_apply_converges_and_second_run_makes_no_writes() {
     assert_converged(&env, &mesh).await;
     let calls = env.emulator.calls().await.unwrap();
     assert_eq!(calls.count("ec2", "CreateRoute"), 36);
+    // The write-ahead ledger in bursts: per region (12 creates, one burst)
+    // one transaction of intents and one of confirmations, not two per route.
+    assert_eq!(
+        calls.count("dynamodb", "TransactWriteItems"),
+        2 * REGIONS.len() as u64
+    );
 
     env.emulator.reset_calls().await.unwrap();
     let again = invoke(&app, scheduled()).await;

@@ -119,12 +119,9 @@ impl Kind {
         }
     }
     fn subscriptions(self) -> Subscriptions {
-        Subscriptions {
-            api_calls: match self {
-                Kind::Injector => vpc_route_injector::API_CALLS,
-                Kind::Propagator => tgw_route_propagator::API_CALLS,
-            },
-            state_changes: false,
+        match self {
+            Kind::Injector => vpc_route_injector::SUBSCRIPTIONS,
+            Kind::Propagator => tgw_route_propagator::SUBSCRIPTIONS,
         }
     }
 }

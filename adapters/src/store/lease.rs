@@ -43,13 +43,14 @@ impl Store {
                 .key("pk", s(&pk))
                 .key("sk", s("lease"))
                 .update_expression(
-                    "SET #holder = :me, #expires = :exp, #pending = :false, #token = if_not_exists(#token, :zero) + :one",
+                    "SET #holder = :me, #expires = :exp, #pending = :false, #started = :now, #token = if_not_exists(#token, :zero) + :one",
                 )
                 .condition_expression("attribute_not_exists(#holder) OR #expires < :now OR #holder = :me")
                 .expression_attribute_names("#holder", "holder")
                 .expression_attribute_names("#expires", "expires_at")
                 .expression_attribute_names("#pending", "pending")
                 .expression_attribute_names("#token", "token")
+                .expression_attribute_names("#started", "started_at")
                 .expression_attribute_values(":me", s(holder))
                 .expression_attribute_values(":exp", n(expires_at))
                 .expression_attribute_values(":now", n(now))
@@ -267,6 +268,7 @@ impl Store {
             holder: get_s(item, "holder").map(str::to_owned),
             token: get_n(item, "token").unwrap_or(0),
             expires_at: get_n(item, "expires_at").unwrap_or(0),
+            started_at: get_n(item, "started_at").unwrap_or(0),
             pending: item
                 .get("pending")
                 .and_then(|v| v.as_bool().ok())

@@ -21,8 +21,9 @@
 //! write that meets a conflict anyway (another invocation marking work
 //! pending on the lease) is sent again after a short pause.
 //!
-//! The table's TTL attribute is `ttl`, which no lease item carries: a lease
-//! item lives for ever, so its fencing token never goes backwards.
+//! The table has no TTL (the template disables it; it used to sit on the
+//! lease's `expires_at`): a lease item lives for ever, so its fencing token
+//! never goes backwards. Expiry is the lease protocol's business.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -23,7 +23,10 @@ fn entry_base(key: &GroupKey) -> Map<String, Value> {
 fn empty(report: Option<Map<String, Value>>, errors: Vec<ErrorReport>) -> UnitPlan {
     UnitPlan {
         changes: vec![],
-        writes: Writes::Moved { state: None },
+        writes: Writes::Moved {
+            state: None,
+            unsettled: None,
+        },
         conflicts: vec![],
         skipped: vec![],
         errors,
@@ -99,15 +102,23 @@ pub fn plan(
     if !warnings.is_empty() {
         entry.insert("warnings".into(), json!(warnings));
     }
-    let state = d.state_changed(before).then(|| StateRecord {
+    let record = |state: &GroupState| StateRecord {
         name: STATE_RECORD.to_owned(),
-        body: serde_json::to_value(&d.state).unwrap_or(Value::Null),
+        body: serde_json::to_value(state).unwrap_or(Value::Null),
+    };
+    let state = d.state_changed(before).then(|| record(&d.state));
+    // Cut by the deadline, the moves not made are work left: no settling.
+    let unsettled = (!d.moves.is_empty()).then(|| {
+        record(&GroupState {
+            moved_at: None,
+            ..d.state.clone()
+        })
     });
     let notice = d.notify.then(|| notice(key, &d));
     tracing::debug!(scope, "group decided");
     UnitPlan {
         changes: d.moves,
-        writes: Writes::Moved { state },
+        writes: Writes::Moved { state, unsettled },
         conflicts: vec![],
         skipped: vec![],
         errors: vec![],

@@ -33,13 +33,22 @@ use read::{Focus, RegionView, discover, observe};
 /// The binary and function name.
 pub const FUNCTION: &str = "failover-watcher";
 
-/// CloudTrail events that can put a managed route out of place.
-pub const API_CALLS: &[&str] = &["CreateRoute", "ReplaceRoute", "DeleteRoute"];
+/// CloudTrail events that can put a managed route out of place, or change
+/// a failover group (its members are `lbgp:` tags on the routers; the
+/// template's rule passes only tag calls on `lbgp:` keys).
+pub const API_CALLS: &[&str] = &[
+    "CreateRoute",
+    "ReplaceRoute",
+    "DeleteRoute",
+    "CreateTags",
+    "DeleteTags",
+];
 
 /// The events the watcher acts on.
 pub const SUBSCRIPTIONS: Subscriptions = Subscriptions {
     api_calls: API_CALLS,
     state_changes: true,
+    routing_updates: false,
 };
 
 /// Name of a group's state record (`state#failover-watcher#<region>#<group>`).

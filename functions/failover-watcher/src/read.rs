@@ -45,7 +45,8 @@ impl Focus {
                 },
                 _ => Focus::All,
             },
-            Trigger::Scheduled => Focus::All,
+            // (A routing update is none of the watcher's: it never subscribes.)
+            Trigger::Scheduled | Trigger::RoutingUpdate(_) => Focus::All,
             Trigger::StateChange {
                 instance_id, state, ..
             } => Focus::Instance(MemberEvent {

@@ -14,9 +14,9 @@ use futures::future::join_all;
 use lbgp_aws::Error;
 use lbgp_aws::context::Aws;
 use lbgp_core::config::{CommonConfig, Env, PropagatorConfig};
-use lbgp_core::propagate::{self, MeshView, RegionView};
+use lbgp_core::propagate::{self, MeshView, RegionView, WakeUp};
 use lbgp_core::topology::{Lifecycle, TransitGateway};
-use lbgp_core::trigger::Subscriptions;
+use lbgp_core::trigger::{Subscriptions, Trigger};
 use lbgp_core::{Cidr, OwnershipLedger, Region, TableKind};
 use lbgp_runtime::read::read_each_region;
 use lbgp_runtime::{Pass, Reconciler, Request, Selection, Unit, UnitPlan};
@@ -43,6 +43,14 @@ pub const API_CALLS: &[&str] = &[
     "CreateTags",
     "DeleteTags",
 ];
+
+/// The events L-BGP acts on: Network Manager routing updates and topology
+/// changes wake it too (as a wake-up only), when the deployment forwards them.
+pub const SUBSCRIPTIONS: Subscriptions = Subscriptions {
+    api_calls: API_CALLS,
+    state_changes: false,
+    routing_updates: true,
+};
 
 /// The propagator: its configuration.
 #[derive(Debug, Clone)]
@@ -143,10 +151,7 @@ impl Reconciler for Propagator {
     }
 
     fn subscriptions(&self) -> Subscriptions {
-        Subscriptions {
-            api_calls: API_CALLS,
-            state_changes: false,
-        }
+        SUBSCRIPTIONS
     }
 
     fn common(&self) -> &CommonConfig {
@@ -159,13 +164,40 @@ impl Reconciler for Propagator {
         self.config.common.regions.clone()
     }
 
+    /// The mesh; for a Network Manager event only when it is news: not
+    /// the echo of L-BGP's own installs, not a change a run that started
+    /// after it has read already (bursts coalesce into one run).
     async fn select(
         &self,
-        _aws: &Aws,
-        _request: &Request,
+        aws: &Aws,
+        request: &Request,
         _regions: &[Region],
     ) -> Result<Selection<()>, lbgp_runtime::Error> {
-        Ok(Selection::mesh(&self.config.common))
+        let common = &self.config.common;
+        if let Trigger::RoutingUpdate(update) = &request.trigger {
+            let (ledger, lease) = futures::try_join!(
+                aws.store
+                    .load_ledger(FUNCTION, &common.mesh, std::slice::from_ref(&update.region)),
+                aws.store.read_lease(FUNCTION, &common.mesh),
+            )?;
+            match propagate::wake_up(update, &ledger, lease.started_at) {
+                WakeUp::Reconcile => {}
+                WakeUp::Echo => {
+                    return Ok(Selection::Ignore(format!(
+                        "{} of {} routes installed by L-BGP itself (its echo)",
+                        update.change_type,
+                        update.routes.len()
+                    )));
+                }
+                WakeUp::AlreadySeen { started_at } => {
+                    return Ok(Selection::Ignore(format!(
+                        "{}: a reconcile that started at {started_at}, after the change, has read it",
+                        update.change_type
+                    )));
+                }
+            }
+        }
+        Ok(Selection::mesh(common))
     }
 
     async fn plan(

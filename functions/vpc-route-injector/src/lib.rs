@@ -39,6 +39,13 @@ pub const API_CALLS: &[&str] = &[
     "DeleteTags",
 ];
 
+/// The events the injector acts on.
+pub const SUBSCRIPTIONS: Subscriptions = Subscriptions {
+    api_calls: API_CALLS,
+    state_changes: false,
+    routing_updates: false,
+};
+
 /// The injector: its configuration.
 #[derive(Debug, Clone)]
 pub struct Injector {
@@ -105,10 +112,7 @@ impl Reconciler for Injector {
     }
 
     fn subscriptions(&self) -> Subscriptions {
-        Subscriptions {
-            api_calls: API_CALLS,
-            state_changes: false,
-        }
+        SUBSCRIPTIONS
     }
 
     fn common(&self) -> &CommonConfig {

@@ -14,7 +14,7 @@ Modules: ``_common`` (helpers), ``settings`` (``/_lbgp/fidelity``),
 ``tgw_search`` (c, 7), ``attachments`` (b, g), ``peering`` (d, 10, 11),
 ``lifecycle`` (1), ``consistency`` (3, the per-request hook),
 ``vpc_routes`` (e, f, g), ``vpc_route_rules`` (4, 5, 9), ``describe`` (g),
-``limits`` (6, 8).
+``limits`` (6, 8), ``events`` (12), ``speed`` (no behaviour).
 
 Gaps and patches (the table in README.md carries the same list):
 
@@ -143,6 +143,11 @@ as in README.md; the timed ones are off by default, see ``settings``):
 8. ``patch_sns_message_size`` - SNS messages counted in bytes.
 10. ``patch_peering_resource_type`` - ``tgw-peering`` resource type.
 11. (tested) a peering side associated with no route table has no Association.
+12. ``patch_event_patterns`` - EventBridge patterns match fields inside
+    arrays of objects (same element), and TestEventPattern answers.
+
+Not a gap: ``patch_transaction_copies`` (``speed``) makes moto copy a table
+once per DynamoDB transaction instead of once per item; no answer changes.
 """
 
 from __future__ import annotations
@@ -153,9 +158,11 @@ from . import settings
 from ._common import BLACKHOLE_INSTANCE_STATES, DEAD_ATTACHMENT_STATES
 from .attachments import patch_tgw_defaults, patch_tgw_propagation
 from .consistency import patch_read_after_write, patch_request_context
+from .events import patch_event_patterns
 from .describe import patch_pagination, patch_tag_filters, patch_tgw_route_table_filters
 from .lifecycle import patch_attachment_lifecycle
 from .limits import patch_describe_limits, patch_sns_message_size
+from .speed import patch_transaction_copies
 from .peering import (
     AccepterSidePeeringAttachment,
     patch_attachment_kinds_and_peering_sides,
@@ -192,6 +199,8 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("6", patch_describe_limits),
     ("8", patch_sns_message_size),
     ("10", patch_peering_resource_type),
+    ("12", patch_event_patterns),
+    ("speed", patch_transaction_copies),
 ]
 
 

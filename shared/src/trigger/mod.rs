@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::Region;
+use crate::prefix::Cidr;
+
+mod envelope;
+#[cfg(test)]
+mod tests;
 
 /// `detail-type` of EventBridge scheduled events.
 pub const SCHEDULED: &str = "Scheduled Event";
@@ -14,6 +19,12 @@ pub const SCHEDULED: &str = "Scheduled Event";
 pub const API_CALL: &str = "AWS API Call via CloudTrail";
 /// `detail-type` of EC2 instance state changes.
 pub const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
+/// `detail-type` of Network Manager's routing updates (TGW route tables of
+/// a global network changed).
+pub const ROUTING_UPDATE: &str = "Network Manager Routing Update";
+/// `detail-type` of Network Manager's topology changes (attachments,
+/// peerings, VPN connections of a global network).
+pub const TOPOLOGY_CHANGE: &str = "Network Manager Topology Change";
 
 /// A manual invocation: `{"dry_run": bool, "force": bool}`, plus the
 /// failover watcher's operator switch `{"group": "…", "activate": "i-…"}`.
@@ -34,6 +45,49 @@ pub struct ManualInvoke {
     /// Instance to make active in `group`.
     #[serde(default)]
     pub activate: Option<String>,
+    /// Set by a run that stopped before its deadline with work left: this
+    /// invocation continues it at once.
+    #[serde(default)]
+    pub follow_up: Option<FollowUp>,
+}
+
+/// What a follow-up invocation continues.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUp {
+    /// The request id of the run that left the work.
+    pub after: String,
+    /// How many changes it left.
+    pub deferred: usize,
+}
+
+/// A Network Manager event about the mesh: a routing update of some TGW
+/// route tables, or a topology change. Only a wake-up: the run reads the
+/// tables again and trusts none of the event's deltas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingUpdate {
+    /// The region of the transit gateway concerned (`detail.region`; the
+    /// event itself comes from Network Manager's home, us-west-2).
+    pub region: Region,
+    /// `detail.changeType`, e.g. `TGW-ROUTE-INSTALLED`.
+    pub change_type: String,
+    /// When the change happened (seconds since the epoch).
+    pub time: i64,
+    /// The TGW route tables concerned (ids).
+    pub route_tables: Vec<String>,
+    /// The routes that changed.
+    pub routes: Vec<UpdatedRoute>,
+}
+
+/// One route of a routing update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdatedRoute {
+    /// Its destination, when it is a CIDR.
+    pub destination: Option<Cidr>,
+    /// The attachments it points at.
+    pub attachments: Vec<String>,
+    /// `route_static` or `route_propagated`.
+    pub route_type: String,
 }
 
 pub use crate::topology::InstanceState;
@@ -61,8 +115,10 @@ pub enum Trigger {
         /// Its new state.
         state: InstanceState,
     },
-    /// A manual invocation.
+    /// A manual invocation (or a follow-up of a run that ran out of time).
     Manual(ManualInvoke),
+    /// A Network Manager routing update or topology change.
+    RoutingUpdate(RoutingUpdate),
 }
 
 impl Trigger {
@@ -72,7 +128,18 @@ impl Trigger {
             Trigger::Scheduled => "scheduled".to_owned(),
             Trigger::ApiCall { event_name, .. } => format!("api_call:{event_name}"),
             Trigger::StateChange { state, .. } => format!("state_change:{state:?}").to_lowercase(),
+            Trigger::Manual(m) if m.follow_up.is_some() => "follow_up".to_owned(),
             Trigger::Manual(_) => "manual".to_owned(),
+            Trigger::RoutingUpdate(u) => format!("routing_update:{}", u.change_type),
+        }
+    }
+
+    /// The region a regional trigger concerns.
+    pub fn region(&self) -> Option<&Region> {
+        match self {
+            Trigger::ApiCall { region, .. } | Trigger::StateChange { region, .. } => Some(region),
+            Trigger::RoutingUpdate(u) => Some(&u.region),
+            Trigger::Scheduled | Trigger::Manual(_) => None,
         }
     }
 }
@@ -96,6 +163,9 @@ pub struct Subscriptions {
     pub api_calls: &'static [&'static str],
     /// Whether EC2 state changes are acted on.
     pub state_changes: bool,
+    /// Whether Network Manager routing updates and topology changes are
+    /// acted on (as wake-ups).
+    pub routing_updates: bool,
 }
 
 /// A payload that is neither a known event shape nor a valid manual invoke.
@@ -108,13 +178,15 @@ pub struct MalformedPayload {
     pub reason: String,
 }
 
-fn malformed(reason: impl Into<String>) -> MalformedPayload {
+pub(crate) fn malformed(reason: impl Into<String>) -> MalformedPayload {
     MalformedPayload {
         reason: reason.into(),
     }
 }
 
-/// Reads an invocation payload.
+/// Reads an invocation payload: an EventBridge event, a manual invoke, or
+/// either of those delivered through an SQS queue (a record of the queue the
+/// watcher's failed events and follow-ups go to, unwrapped here).
 pub fn classify(payload: &Value, subs: Subscriptions) -> Result<Classified, MalformedPayload> {
     let Value::Object(fields) = payload else {
         return Err(malformed(format!(
@@ -122,6 +194,9 @@ pub fn classify(payload: &Value, subs: Subscriptions) -> Result<Classified, Malf
             kind_of(payload)
         )));
     };
+    if let Some(inner) = envelope::unwrap(fields)? {
+        return classify(&inner, subs);
+    }
     if !fields.contains_key("detail-type") {
         let manual: ManualInvoke = serde_json::from_value(payload.clone())
             .map_err(|e| malformed(format!("not a valid manual invoke: {e}")))?;
@@ -201,6 +276,15 @@ pub fn classify(payload: &Value, subs: Subscriptions) -> Result<Classified, Malf
                 state,
             }))
         }
+        ROUTING_UPDATE | TOPOLOGY_CHANGE if event.source == "aws.networkmanager" => {
+            let update = envelope::routing_update(&event, region)?;
+            if !subs.routing_updates {
+                return Ok(Classified::Ignore {
+                    reason: "Network Manager events are not something this function acts on".to_owned(),
+                });
+            }
+            Ok(Classified::Handle(Trigger::RoutingUpdate(update)))
+        }
         other => Ok(Classified::Ignore {
             reason: format!("events of type {other:?} are not something this function acts on"),
         }),
@@ -215,160 +299,5 @@ fn kind_of(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use serde_json::json;
-
-    const SUBS: Subscriptions = Subscriptions {
-        api_calls: &["CreateRoute"],
-        state_changes: true,
-    };
-
-    fn envelope(detail_type: &str, detail: Value) -> Value {
-        json!({
-            "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
-            "detail-type": detail_type, "source": "aws.ec2", "account": "123456789012",
-            "time": "2026-11-22T10:00:00Z", "region": "eu-west-1", "resources": [],
-            "detail": detail
-        })
-    }
-
-    #[test]
-    fn manual_payloads() {
-        assert_eq!(
-            classify(&json!({}), SUBS).unwrap(),
-            Classified::Handle(Trigger::Manual(ManualInvoke::default()))
-        );
-        let Classified::Handle(Trigger::Manual(m)) =
-            classify(&json!({"dry_run": true, "force": true}), SUBS).unwrap()
-        else {
-            panic!("not manual")
-        };
-        assert_eq!(m.dry_run, Some(true));
-        assert!(m.force);
-        for bad in [
-            json!({"dryrun": true}),
-            json!({"dry_run": "yes"}),
-            json!({"group": "g"}),
-            json!([]),
-            json!("run"),
-            json!(42),
-            Value::Null,
-        ] {
-            assert!(classify(&bad, SUBS).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn events() {
-        let call = envelope(
-            API_CALL,
-            json!({"eventName": "CreateRoute", "awsRegion": "us-east-1"}),
-        );
-        let Classified::Handle(Trigger::ApiCall { region, .. }) = classify(&call, SUBS).unwrap() else {
-            panic!()
-        };
-        assert_eq!(region.as_str(), "us-east-1");
-        let other = envelope(
-            API_CALL,
-            json!({"eventName": "RunInstances", "awsRegion": "us-east-1"}),
-        );
-        assert!(matches!(
-            classify(&other, SUBS).unwrap(),
-            Classified::Ignore { .. }
-        ));
-        let failed = envelope(
-            API_CALL,
-            json!({"eventName": "CreateRoute", "awsRegion": "us-east-1", "errorCode": "Client.RouteAlreadyExists"}),
-        );
-        assert!(matches!(
-            classify(&failed, SUBS).unwrap(),
-            Classified::Ignore { .. }
-        ));
-        assert!(classify(&envelope(API_CALL, json!("x")), SUBS).is_err());
-        assert!(classify(&envelope(API_CALL, json!({})), SUBS).is_err());
-        let stop = envelope(STATE_CHANGE, json!({"instance-id": "i-0abc", "state": "stopped"}));
-        assert!(matches!(
-            classify(&stop, SUBS).unwrap(),
-            Classified::Handle(Trigger::StateChange {
-                state: InstanceState::Stopped,
-                ..
-            })
-        ));
-        assert!(classify(&envelope(STATE_CHANGE, json!({"state": "stopped"})), SUBS).is_err());
-        assert!(
-            classify(
-                &envelope(STATE_CHANGE, json!({"instance-id": "i-1", "state": "melted"})),
-                SUBS
-            )
-            .is_err()
-        );
-        assert_eq!(
-            classify(&envelope(SCHEDULED, json!({})), SUBS).unwrap(),
-            Classified::Handle(Trigger::Scheduled)
-        );
-        assert!(matches!(
-            classify(&envelope("Object Created", json!({})), SUBS).unwrap(),
-            Classified::Ignore { .. }
-        ));
-    }
-
-    fn arb_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| json!(n)),
-            "[a-z-]{0,12}".prop_map(Value::String),
-            prop_oneof![
-                Just("detail-type"),
-                Just("detail"),
-                Just("dry_run"),
-                Just("force"),
-                Just(SCHEDULED),
-                Just(API_CALL),
-                Just(STATE_CHANGE),
-                Just("eventName"),
-                Just("instance-id"),
-                Just("state"),
-                Just("region"),
-                Just("eu-west-1")
-            ]
-            .prop_map(|s| Value::String(s.to_owned())),
-        ];
-        leaf.prop_recursive(4, 32, 6, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map(
-                    prop_oneof![
-                        Just("detail-type".to_owned()),
-                        Just("detail".to_owned()),
-                        Just("dry_run".to_owned()),
-                        Just("region".to_owned()),
-                        Just("eventName".to_owned()),
-                        Just("source".to_owned()),
-                        "[a-z_-]{1,8}"
-                    ],
-                    inner,
-                    0..5
-                )
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    proptest! {
-        /// Any JSON gets an answer, never a panic; only objects can be handled.
-        #[test]
-        fn random_json_never_panics(payload in arb_json()) {
-            if let Ok(Classified::Handle(_)) = classify(&payload, SUBS) {
-                prop_assert!(payload.is_object());
-            }
-        }
     }
 }
