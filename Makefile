@@ -57,8 +57,10 @@ test-rust: $(EMULATOR_STAMP)
 	$(CARGO) test --workspace --all-targets
 
 .PHONY: lint
-lint: $(LINT_STAMP) ## cfn-lint and checkov on every template
+lint: $(LINT_STAMP) $(BUILD_STAMP) ## cfn-lint, checkov and sam validate --lint on the templates
 	bash scripts/lint.sh
+	@# SAM's own check of template.yaml (the transform, then cfn-lint): offline, no credentials.
+	SAM_CLI_TELEMETRY=0 $(VENV_BUILD)/bin/sam validate --lint --template-file template.yaml --region us-east-1
 
 .PHONY: test
 test: check test-fidelity test-rust lint ## Everything CI runs: format, clippy, fidelity, unit, emulator and template tests
@@ -77,6 +79,11 @@ build: $(BUILD_STAMP) ## arm64 Lambda zips of the three functions (cargo-lambda,
 demo: $(EMULATOR_STAMP) ## Sample 3-region mesh in the emulator, driven through the Lambda Runtime API
 	$(CARGO) build --bins
 	$(CARGO) run --quiet -p lbgp-tests --bin lbgp-demo
+	$(CARGO) run --quiet -p lbgp-tests --bin lbgp-demo-migration
+
+.PHONY: demo-migration
+demo-migration: $(EMULATOR_STAMP) ## The migration act alone: legacy overlay, trace, cutover, trace, rollback
+	$(CARGO) run --quiet -p lbgp-tests --bin lbgp-demo-migration
 
 .PHONY: bench
 bench: $(EMULATOR_STAMP) $(BUILD_STAMP) ## Benchmarks, measured side by side (release builds); regenerates docs/BENCHMARKS.md
@@ -91,6 +98,11 @@ bench: $(EMULATOR_STAMP) $(BUILD_STAMP) ## Benchmarks, measured side by side (re
 	$(CARGO) run --quiet --profile bench-fast -p lbgp-tests --bin lbgp-bench -- --out docs/BENCHMARKS.md
 
 .PHONY: deploy
-deploy: $(BUILD_STAMP) ## sam build + sam deploy --guided (needs the AWS SAM CLI and credentials; never run in CI)
-	PATH="$(CURDIR)/$(VENV_BUILD)/bin:$$PATH" sam build --template-file template.yaml
-	sam deploy --guided
+deploy: $(BUILD_STAMP) ## Install the AWS SAM CLI (into .venv-build), sam build the three arm64 functions, sam deploy --guided
+	@# sam build: BuildMethod rust-cargolambda runs `cargo lambda build --release --arm64 --bin <function>`
+	@# with this venv's cargo-lambda and zig; SAM_BUILD_MODE=debug builds them unoptimised.
+	PATH="$(CURDIR)/$(VENV_BUILD)/bin:$$PATH" SAM_CLI_TELEMETRY=0 SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 \
+		sam build --template-file template.yaml --beta-features
+	@# Asks for the stack name, region and parameters the first time, saves them in samconfig.toml.
+	PATH="$(CURDIR)/$(VENV_BUILD)/bin:$$PATH" SAM_CLI_TELEMETRY=0 \
+		sam deploy --guided --capabilities CAPABILITY_IAM

@@ -121,11 +121,28 @@ for path in files:
     if path.parent.name == "ec2-state":
         if event.get("detail", {}).get("state") != path.stem:
             errors.append(f"{path}: state does not match the file name")
+    if path.parent.name == "cloudwatch":
+        detail = event.get("detail", {})
+        if event.get("detail-type") != "CloudWatch Alarm State Change" or event.get("source") != "aws.cloudwatch":
+            errors.append(f"{path}: not a CloudWatch alarm state change")
+        # cloudwatch/<state>[-region].json
+        state, _, region = path.stem.partition("-")
+        if detail.get("state", {}).get("value") != state:
+            errors.append(f"{path}: detail.state.value does not match the file name")
+        if region and event.get("region") != region:
+            errors.append(f"{path}: region does not match the file name")
+        alarm = detail.get("alarmName")
+        arn = f"arn:aws:cloudwatch:{event.get('region')}:{event.get('account')}:alarm:{alarm}"
+        if not alarm or event.get("resources") != [arn]:
+            errors.append(f"{path}: resources is not the alarm's ARN")
+        for key in ("state", "previousState"):
+            if not {"value", "reason", "timestamp"} <= set(detail.get(key, {})):
+                errors.append(f"{path}: detail.{key} lacks value, reason or timestamp")
 for e in errors:
     print(e, file=sys.stderr)
 if errors:
     sys.exit(1)
-print(f"events: {len(files)} files parse; CloudTrail and state-change samples match their names")
+print(f"events: {len(files)} files parse; CloudTrail, state-change and alarm samples match their names")
 PY
 
 echo "lint: OK in $((SECONDS - start)) s"

@@ -12,6 +12,7 @@ use lbgp_core::Region;
 use lbgp_core::config::CommonConfig;
 
 use crate::Error;
+use crate::cloudwatch::CloudWatch;
 use crate::ec2::Ec2;
 use crate::notify::Notifier;
 use crate::queue::FollowUps;
@@ -61,6 +62,8 @@ pub async fn load_sdk_config() -> SdkConfig {
 pub struct Aws {
     /// EC2, one per mesh region.
     pub ec2: BTreeMap<Region, Ec2>,
+    /// CloudWatch, one per mesh region (failover members' health alarms).
+    pub cloudwatch: BTreeMap<Region, CloudWatch>,
     /// The DynamoDB table, in the home region.
     pub store: Store,
     /// SNS, in the home region.
@@ -102,6 +105,20 @@ impl Aws {
             })
             .collect();
         let counter = || ThrottleCounter::new(throttles.clone(), None);
+        let cloudwatch = common
+            .regions
+            .iter()
+            .map(|region| {
+                let conf = aws_sdk_cloudwatch::config::Builder::from(sdk)
+                    .region(aws_sdk_cloudwatch::config::Region::new(region.to_string()))
+                    .interceptor(counter())
+                    .build();
+                (
+                    region.clone(),
+                    CloudWatch::new(aws_sdk_cloudwatch::Client::from_conf(conf), region.clone()),
+                )
+            })
+            .collect();
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
             .interceptor(counter())
             .build();
@@ -113,6 +130,7 @@ impl Aws {
             .build();
         Ok(Aws {
             ec2,
+            cloudwatch,
             store: Store::new(
                 aws_sdk_dynamodb::Client::from_conf(dynamodb),
                 &common.table,
@@ -137,6 +155,13 @@ impl Aws {
     /// Builds clients from the environment, with the system clock.
     pub async fn from_env(common: &CommonConfig) -> Result<Aws, Error> {
         Aws::new(&load_sdk_config().await, common, Arc::new(SystemClock))
+    }
+
+    /// CloudWatch in `region`.
+    pub fn cloudwatch(&self, region: &Region) -> Result<&CloudWatch, Error> {
+        self.cloudwatch
+            .get(region)
+            .ok_or_else(|| Error::UnknownRegion(region.to_string()))
     }
 
     /// EC2 in `region`.

@@ -1,10 +1,12 @@
 //! `lbgp-aws`: the adapters between lbgp's pure core and AWS. They only do
 //! I/O: every rule is in `lbgp-core`.
 //!
+//! - [`accounts`]: one SDK configuration per member account (assume-role);
 //! - [`ec2`]: reads of the mesh into `lbgp_core::topology` types, and
 //!   tolerant single-route writes;
 //! - [`store`]: the DynamoDB ownership ledger (write-ahead, batched), the
 //!   lease with its fencing token, and small state records;
+//! - [`cloudwatch`]: the state of failover members' health alarms;
 //! - [`notify`]: SNS notifications;
 //! - [`queue`]: the follow-up queue (SQS) of runs that ran out of time;
 //! - [`telemetry`]: throttled attempts, counted;
@@ -12,6 +14,8 @@
 //! - [`throttle`]: client-side pacing of EC2 writes.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
+pub mod cloudwatch;
 pub mod context;
 pub mod ec2;
 pub mod notify;

@@ -1,13 +1,16 @@
-//! What the SDK does on our behalf, counted: throttled attempts. The SDK
-//! retries a throttled call itself (adaptive mode slows its own rate down);
-//! this interceptor sees every attempt's answer, counts the throttled ones
-//! for the response and the logs, and tells the region's write bucket, so
-//! lbgp's own pacing backs off too while the shared budget is exhausted.
+//! What the SDK does on our behalf, counted: throttled attempts, and the
+//! EC2 requests sent. The SDK retries a throttled call itself (adaptive
+//! mode slows its own rate down); this interceptor sees every attempt, counts
+//! the EC2 requests and the throttled answers for the response, the logs and
+//! the metrics, and tells the region's write bucket, so lbgp's own pacing
+//! backs off too while the shared budget is exhausted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aws_sdk_ec2::config::interceptors::AfterDeserializationInterceptorContextRef;
+use aws_sdk_ec2::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 
@@ -23,14 +26,24 @@ const THROTTLING_CODES: [&str; 5] = [
     "TooManyRequestsException",
 ];
 
-/// Throttled attempts seen by the clients of one process.
+/// Throttled attempts seen by the clients of one process, and the EC2
+/// requests they sent.
 #[derive(Debug, Clone, Default)]
-pub struct Throttles(Arc<AtomicU64>);
+pub struct Throttles {
+    throttled: Arc<AtomicU64>,
+    ec2_requests: Arc<AtomicU64>,
+}
 
 impl Throttles {
     /// Throttled attempts so far.
     pub fn count(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    /// EC2 requests sent so far, each retry counted: what EC2's request
+    /// rate limits count (the `Ec2Calls` metric).
+    pub fn ec2_requests(&self) -> u64 {
+        self.ec2_requests.load(Ordering::Relaxed)
     }
 }
 
@@ -43,6 +56,8 @@ pub struct ThrottleCounter {
 
 impl ThrottleCounter {
     /// A counter adding to `throttles`, backing `bucket` off if given.
+    /// `bucket` is the region's EC2 write bucket: only EC2 clients have one,
+    /// and their requests are counted too.
     pub fn new(throttles: Throttles, bucket: Option<TokenBucket>) -> Self {
         ThrottleCounter { throttles, bucket }
     }
@@ -68,6 +83,18 @@ impl Intercept for ThrottleCounter {
         "lbgp-throttle-counter"
     }
 
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.bucket.is_some() {
+            self.throttles.ec2_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     fn read_after_deserialization(
         &self,
         context: &AfterDeserializationInterceptorContextRef<'_>,
@@ -76,7 +103,7 @@ impl Intercept for ThrottleCounter {
     ) -> Result<(), BoxError> {
         let response = context.response();
         if is_throttled(response.status().as_u16(), response.body().bytes()) {
-            self.throttles.0.fetch_add(1, Ordering::Relaxed);
+            self.throttles.throttled.fetch_add(1, Ordering::Relaxed);
             if let Some(bucket) = &self.bucket {
                 bucket.throttled();
             }

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use crate::Error;
 use crate::apply::LedgerBatching;
 use crate::budget::Budget;
+use crate::metrics::{self, Invocation, MetricsSink};
 use crate::reconcile::{Reconciler, run};
 
 /// Sets up JSON logs, one object per line, level from `RUST_LOG` (default
@@ -47,11 +48,13 @@ pub fn local_holder(prefix: &str) -> String {
 pub struct App<R> {
     state: Result<(R, Aws), Error>,
     batching: LedgerBatching,
+    metrics: MetricsSink,
 }
 
 impl<R: Reconciler> App<R> {
     /// Parses the configuration with `build` and creates clients from the
-    /// environment.
+    /// environment: the Lambda function, whose metrics go to stdout (its log
+    /// stream) in Embedded Metric Format.
     pub async fn from_env(build: impl FnOnce() -> Result<R, ConfigError>) -> App<R> {
         let reconciler = match build() {
             Ok(r) => r,
@@ -61,8 +64,21 @@ impl<R: Reconciler> App<R> {
                 return App::misconfigured(e);
             }
         };
+        if reconciler.common().accounts.is_cross_account() {
+            // The member sessions exist, but no function reads or writes
+            // through them yet: a setting that would be silently ignored is
+            // refused instead, so nobody believes other accounts are managed.
+            let e = Error::Config(ConfigError::Invalid {
+                var: "LBGP_ACCOUNTS",
+                value: std::env::var("LBGP_ACCOUNTS").unwrap_or_default(),
+                expected: "unset: this release manages the home account only (cross-account meshes are not supported yet)"
+                    .to_owned(),
+            });
+            tracing::error!(error = %crate::error_chain(&e), "invalid configuration");
+            return App::misconfigured(e);
+        }
         match Aws::from_env(reconciler.common()).await {
-            Ok(aws) => App::new(reconciler, aws),
+            Ok(aws) => App::new(reconciler, aws).with_metrics(MetricsSink::stdout()),
             Err(e) => {
                 let e = Error::Aws(e);
                 tracing::error!(error = %crate::error_chain(&e), "clients could not be built");
@@ -71,11 +87,13 @@ impl<R: Reconciler> App<R> {
         }
     }
 
-    /// An app over a given reconciler and clients.
+    /// An app over a given reconciler and clients (its metrics off: see
+    /// [`App::with_metrics`]).
     pub fn new(reconciler: R, aws: Aws) -> App<R> {
         App {
             state: Ok((reconciler, aws)),
             batching: LedgerBatching::default(),
+            metrics: MetricsSink::Off,
         }
     }
 
@@ -84,6 +102,7 @@ impl<R: Reconciler> App<R> {
         App {
             state: Err(error),
             batching: LedgerBatching::default(),
+            metrics: MetricsSink::Off,
         }
     }
 
@@ -91,6 +110,13 @@ impl<R: Reconciler> App<R> {
     /// `batching` says (the benchmarks compare the two).
     pub fn with_ledger_batching(mut self, batching: LedgerBatching) -> App<R> {
         self.batching = batching;
+        self
+    }
+
+    /// The same app with its metrics written to `sink`, one EMF document
+    /// per line after every invocation.
+    pub fn with_metrics(mut self, sink: MetricsSink) -> App<R> {
+        self.metrics = sink;
         self
     }
 
@@ -124,10 +150,26 @@ impl<R: Reconciler> App<R> {
             function = reconciler.function(),
             trigger = tracing::field::Empty,
         );
-        run(reconciler, aws, &payload, holder, budget, self.batching)
+        // The counters are the process's: Lambda runs one invocation at a
+        // time per process, so the difference is this invocation's.
+        let (ec2_before, throttled_before) = (aws.throttles.ec2_requests(), aws.throttles.count());
+        let (started_ms, started) = (metrics::now_ms(), std::time::Instant::now());
+        let result = run(reconciler, aws, &payload, holder.clone(), budget, self.batching)
             .instrument(span)
-            .await
-            .map_err(Into::into)
+            .await;
+        let invocation = Invocation {
+            function: reconciler.function(),
+            mesh: &reconciler.common().mesh,
+            request_id: &holder,
+            outcome: result.as_ref().map_err(Error::error_type),
+            started_ms,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ec2_calls: aws.throttles.ec2_requests().saturating_sub(ec2_before),
+            throttled: aws.throttles.count().saturating_sub(throttled_before),
+            event_ms: metrics::event_time_ms(&payload),
+        };
+        self.metrics.write(&invocation.documents(metrics::now_ms()));
+        result.map_err(Into::into)
     }
 
     /// Handles a payload as an invocation without a Lambda context (no

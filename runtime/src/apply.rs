@@ -26,7 +26,8 @@ use lbgp_aws::Error;
 use lbgp_aws::context::Aws;
 use lbgp_aws::ec2::{Ec2, WriteOutcome, WritePermit};
 use lbgp_aws::store::Fence;
-use lbgp_core::report::{ErrorReport, SkipReport};
+use lbgp_core::failover::ListMove;
+use lbgp_core::report::{ChangeReport, ErrorReport, SkipReport};
 use lbgp_core::writeahead::{self, LedgerWrite, WRITES_PER_TRANSACTION};
 use lbgp_core::{Change, ChangeOp, LedgerFix, Region};
 
@@ -37,6 +38,8 @@ use crate::budget::Budget;
 pub struct Outcome {
     /// Changes that took effect, sorted.
     pub applied: Vec<Change>,
+    /// Prefix-list routes moved, as the response reports them, sorted.
+    pub applied_lists: Vec<ChangeReport>,
     /// Failures, each confined to its change (or the ledger); the next run
     /// retries them.
     pub errors: Vec<ErrorReport>,
@@ -57,6 +60,7 @@ pub struct Outcome {
 impl Outcome {
     fn merge(&mut self, other: Outcome) {
         self.applied.extend(other.applied);
+        self.applied_lists.extend(other.applied_lists);
         self.errors.extend(other.errors);
         self.skipped.extend(other.skipped);
         self.fenced |= other.fenced;
@@ -66,6 +70,7 @@ impl Outcome {
 
     fn sorted(mut self) -> Outcome {
         self.applied.sort();
+        self.applied_lists.sort();
         self.errors.sort();
         self.skipped.sort();
         self
@@ -484,13 +489,15 @@ pub struct StateRecord {
 }
 
 /// Applies a plan of moved routes (the user's, not ours): the state first,
-/// then one `ReplaceRoute` per route.
+/// then one `ReplaceRoute` per route (CIDR and prefix-list routes side by
+/// side), then, once every move is acknowledged, the `settled` state (or,
+/// when the deadline cut the moves, the `unsettled` one).
 pub async fn apply_moves(
     aws: &Aws,
     fence: &Fence,
     (function, scope): (&str, &str),
-    (state, unsettled): (Option<&StateRecord>, Option<&StateRecord>),
-    moves: &[Change],
+    (state, unsettled, settled): (Option<&StateRecord>, Option<&StateRecord>, Option<&StateRecord>),
+    (moves, lists): (&[Change], &[ListMove]),
     budget: &Budget,
 ) -> Outcome {
     let mut outcome = Outcome::default();
@@ -513,19 +520,121 @@ pub async fn apply_moves(
             return outcome;
         }
     }
-    let moved = per_region(moves, |region, queue| {
-        replace_in_region(aws, fence, budget, region, queue)
-    })
-    .await;
+    let (moved, listed) = futures::join!(
+        per_region(moves, |region, queue| {
+            replace_in_region(aws, fence, budget, region, queue)
+        }),
+        replace_lists(aws, fence, budget, lists),
+    );
     outcome.merge(moved);
-    if outcome.deferred > 0
-        && let Some(record) = unsettled
+    outcome.merge(listed);
+    let after = if outcome.deferred > 0 {
+        unsettled
+    } else if outcome.errors.is_empty() && !outcome.fenced {
+        settled
+    } else {
+        None
+    };
+    if let Some(record) = after
         && let Err(e) = aws
             .store
             .save_state(fence, function, scope, &record.name, &record.body)
             .await
     {
-        tracing::error!(scope, error = %e, "state after the deadline not saved; the next run takes the routes left for lag");
+        tracing::error!(scope, error = %e, "state after the moves not saved; the next run finds the routes again");
     }
     outcome.sorted()
+}
+
+/// The prefix-list routes of a plan, a burst in flight per region, with the
+/// CIDR moves' pacing, deadline and throttled rounds.
+async fn replace_lists(aws: &Aws, fence: &Fence, budget: &Budget, lists: &[ListMove]) -> Outcome {
+    let mut by_region: BTreeMap<&Region, Vec<&ListMove>> = BTreeMap::new();
+    for l in lists {
+        by_region.entry(&l.table.region).or_default().push(l);
+    }
+    let outcomes = join_all(by_region.into_iter().map(|(region, queue)| async move {
+        let mut out = Outcome::default();
+        let ec2 = match aws.ec2(region) {
+            Ok(ec2) => ec2,
+            Err(e) => {
+                for l in queue {
+                    list_failed(&mut out, l, &e);
+                }
+                return out;
+            }
+        };
+        let mut queue = queue;
+        for round in 1..=THROTTLED_ROUNDS {
+            let results: Vec<(&ListMove, Option<Result<WriteOutcome, Error>>)> = stream::iter(queue)
+                .map(|l| async move {
+                    let permit = ec2.write_permit().await;
+                    if !budget.may_write(fence) {
+                        return (l, None);
+                    }
+                    (
+                        l,
+                        Some(
+                            permit
+                                .replace_list_route(&l.table, &l.prefix_list_id, &l.target)
+                                .await,
+                        ),
+                    )
+                })
+                .buffer_unordered(width(aws, region))
+                .collect()
+                .await;
+            queue = Vec::new();
+            for (l, result) in results {
+                match result {
+                    None => out.deferred += 1,
+                    Some(Ok(WriteOutcome::Applied | WriteOutcome::AlreadyExists)) => {
+                        tracing::info!(op = "replace", region = %l.table.region, route_table_id = %l.table.id,
+                            prefix_list_id = %l.prefix_list_id, target = %l.target, reason = %l.reason,
+                            "route changed");
+                        out.applied_lists.push(l.report());
+                    }
+                    Some(Ok(WriteOutcome::NotFound)) => {
+                        tracing::warn!(region = %l.table.region, route_table_id = %l.table.id,
+                            prefix_list_id = %l.prefix_list_id, "route deleted before it could be repointed");
+                        out.skipped.push(SkipReport {
+                            region: l.table.region.to_string(),
+                            resource: l.table.id.clone(),
+                            destination: Some(l.prefix_list_id.clone()),
+                            reason: "route deleted before it could be repointed".to_owned(),
+                        });
+                    }
+                    Some(Err(e)) if e.is_throttled() && round < THROTTLED_ROUNDS => queue.push(l),
+                    Some(Err(e)) if e.is_throttled() => {
+                        tracing::warn!(region = %l.table.region, route_table_id = %l.table.id,
+                            prefix_list_id = %l.prefix_list_id, error = %e,
+                            "route change still throttled after every retry; deferred");
+                        out.deferred += 1;
+                    }
+                    Some(Err(e)) => list_failed(&mut out, l, &e),
+                }
+            }
+            if queue.is_empty() {
+                break;
+            }
+        }
+        out
+    }))
+    .await;
+    let mut out = Outcome::default();
+    for o in outcomes {
+        out.merge(o);
+    }
+    out
+}
+
+fn list_failed(out: &mut Outcome, l: &ListMove, e: &Error) {
+    tracing::error!(op = "replace", region = %l.table.region, route_table_id = %l.table.id,
+        prefix_list_id = %l.prefix_list_id, error = %e, "route change failed; the next run retries it");
+    out.fenced |= e.is_fenced();
+    out.errors.push(ErrorReport {
+        region: l.table.region.to_string(),
+        resource: Some(format!("{} {}", l.table.id, l.prefix_list_id)),
+        error: e.to_string(),
+    });
 }

@@ -15,19 +15,23 @@
 //! - [`apply`]: write-ahead application of a unit's plan;
 //! - [`budget`]: the deadline and lease margin every EC2 write checks;
 //! - [`app`]: the Lambda handler, built once per process;
-//! - [`read`]: reading every region at once, failures confined.
+//! - [`metrics`]: CloudWatch metrics of every invocation (EMF log lines);
+//! - [`read`]: reading every region at once, failures confined;
+//! - [`prefix_lists`]: applying a plan's prefix-list steps.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod apply;
 pub mod budget;
+pub mod metrics;
 pub mod notify;
+pub mod prefix_lists;
 pub mod read;
 pub mod reconcile;
 
 pub use app::{App, init_tracing};
 pub use budget::Budget;
-pub use reconcile::{Pass, Reconciler, Request, Selection, Unit, UnitPlan, Writes};
+pub use reconcile::{OwnedExtras, Pass, Reconciler, Request, Selection, TagWrite, Unit, UnitPlan, Writes};
 
 use lambda_runtime::Diagnostic;
 use lbgp_core::config::ConfigError;

@@ -17,12 +17,13 @@ use lbgp_aws::context::Aws;
 use lbgp_aws::store::{Acquired, Fence, Released};
 use lbgp_core::config::CommonConfig;
 use lbgp_core::desire::Desire;
+use lbgp_core::failover::ListMove;
 use lbgp_core::notice;
 use lbgp_core::report::{
-    ChangeReport, ConflictReport, ErrorReport, InvokeResponse, RESPONSE_BUDGET, SkipReport,
+    ChangeReport, ConflictReport, ErrorReport, InvokeResponse, PreflightCheck, RESPONSE_BUDGET, SkipReport,
 };
 use lbgp_core::trigger::{Classified, MalformedPayload, Subscriptions, Trigger, classify};
-use lbgp_core::{Change, LedgerFix, Plan, Region};
+use lbgp_core::{Change, LedgerFix, Plan, PlanError, Region};
 use serde_json::{Map, Value, json};
 
 use crate::Error;
@@ -126,6 +127,8 @@ pub enum Writes {
     Owned {
         /// Ledger fixes that need no EC2 call.
         fixes: Vec<LedgerFix>,
+        /// Tags to set first, stages, and what the response reports.
+        extras: OwnedExtras,
     },
     /// Routes that are the user's, moved after the unit's state is saved.
     Moved {
@@ -135,7 +138,72 @@ pub enum Writes {
         /// routes still on the old member are then work left, not a read
         /// lagging the moves.
         unsettled: Option<StateRecord>,
+        /// The state to save once every move is acknowledged (the
+        /// watcher: members forgotten once no route points at them).
+        settled: Option<StateRecord>,
+        /// Routes whose destination is a managed prefix list, moved
+        /// beside the CIDR ones (one `ReplaceRoute` each).
+        lists: Vec<ListMove>,
     },
+}
+
+impl UnitPlan {
+    /// The prefix-list routes this plan moves.
+    pub fn list_moves(&self) -> &[ListMove] {
+        match &self.writes {
+            Writes::Moved { lists, .. } => lists,
+            Writes::Owned { .. } => &[],
+        }
+    }
+}
+
+/// The blast-radius guard over `changes` and `lists` more route writes.
+fn blast_radius(changes: &Plan, lists: usize, max_changes: usize, force: bool) -> Result<(), PlanError> {
+    let count = changes.changes.len() + lists;
+    if !force && count > max_changes {
+        return Err(PlanError::BlastRadius {
+            count,
+            limit: max_changes,
+        });
+    }
+    Ok(())
+}
+
+/// What an owned plan may carry besides routes (a migration's cutover or
+/// rollback, an adoption).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OwnedExtras {
+    /// Tags set before any route is written (a cutover's `lbgp:migration`);
+    /// if one fails, no route is written.
+    pub tags: Vec<TagWrite>,
+    /// Another stage of changes follows: once these are applied, the unit
+    /// is planned and applied again at once, under the same lease.
+    pub again: bool,
+    /// The changes of the later stages as planned now: the blast-radius
+    /// guard and a dry run count them with the first stage's.
+    pub later: Vec<Change>,
+    /// The preflight checks, for the response.
+    pub preflight: Vec<PreflightCheck>,
+    /// Set when the plan is refused whole (a failed preflight).
+    pub refused: Option<String>,
+    /// Routes adopted by the plan's ledger fixes, for the response.
+    pub adopted: Vec<ChangeReport>,
+    /// Prefix-list writes, applied after the tags and before any route;
+    /// if one fails, no route is written.
+    pub prefix_lists: Vec<lbgp_core::prefix_list::ListStep>,
+}
+
+/// One tag to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagWrite {
+    /// The resource's region.
+    pub region: Region,
+    /// `vpc-…` and the like.
+    pub resource: String,
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: String,
 }
 
 /// A failover decision's notification, completed with the routes moved.
@@ -194,6 +262,7 @@ impl UnitPlan {
             changes: plan.changes,
             writes: Writes::Owned {
                 fixes: plan.ledger_fixes,
+                extras: OwnedExtras::default(),
             },
             conflicts,
             skipped: desire.skipped,
@@ -227,6 +296,11 @@ pub trait Reconciler: Send + Sync {
     /// Whether a manual invoke may carry an operator's switch
     /// (`group`/`activate`).
     fn takes_operator_switch(&self) -> bool {
+        false
+    }
+    /// Whether a manual invoke may carry a migration command
+    /// (`migrate`/`adopt`).
+    fn takes_migration(&self) -> bool {
         false
     }
     /// The units `request` concerns, in `regions`.
@@ -267,6 +341,10 @@ struct UnitRun<K> {
     plan: Option<UnitPlan>,
     /// Routes changed, over every pass.
     applied: Vec<Change>,
+    /// Prefix-list routes moved, over every pass.
+    applied_lists: Vec<ChangeReport>,
+    /// Prefix-list writes applied, over every pass.
+    list_steps: Vec<lbgp_core::prefix_list::ListStep>,
     /// Reports of the applies, over every pass.
     errors: Vec<ErrorReport>,
     skipped: Vec<SkipReport>,
@@ -274,6 +352,9 @@ struct UnitRun<K> {
     deferred: usize,
     /// Passes applied under the lease.
     passes: usize,
+    /// When the last route of the unit was acknowledged, in ms after the
+    /// invocation started (the watcher's event → last write).
+    last_write_ms: Option<u64>,
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
@@ -309,6 +390,14 @@ pub async fn run<R: Reconciler>(
                 return Err(MalformedPayload {
                     reason: format!(
                         "{function} has no failover groups; \"group\"/\"activate\" are for failover-watcher"
+                    ),
+                }
+                .into());
+            }
+            if (m.migrate.is_some() || m.adopt.is_some()) && !reconciler.takes_migration() {
+                return Err(MalformedPayload {
+                    reason: format!(
+                        "{function} does not migrate VPCs; \"migrate\"/\"adopt\" are for vpc-route-injector"
                     ),
                 }
                 .into());
@@ -357,11 +446,14 @@ pub async fn run<R: Reconciler>(
             locked_by: None,
             plan: None,
             applied: vec![],
+            applied_lists: vec![],
+            list_steps: vec![],
             errors: vec![],
             skipped: vec![],
             report: None,
             deferred: 0,
             passes: 0,
+            last_write_ms: None,
         })
         .collect();
 
@@ -421,17 +513,28 @@ pub async fn run<R: Reconciler>(
         return Err(e);
     }
 
-    // The blast-radius guard covers the whole run.
+    // The blast-radius guard covers the whole run, later stages included.
     let all_changes: Vec<Change> = runs
         .iter()
         .filter_map(|r| r.plan.as_ref())
-        .flat_map(|p| p.changes.iter().cloned())
+        .flat_map(|p| {
+            let later = match &p.writes {
+                Writes::Owned { extras, .. } => extras.later.as_slice(),
+                Writes::Moved { .. } => &[],
+            };
+            p.changes.iter().chain(later).cloned()
+        })
         .collect();
     let guard = Plan {
         changes: all_changes,
         ..Plan::default()
     };
-    let refused = guard.check_blast_radius(common.max_changes, force).err();
+    let list_moves: Vec<ChangeReport> = runs
+        .iter()
+        .filter_map(|r| r.plan.as_ref())
+        .flat_map(|p| p.list_moves().iter().map(ListMove::report))
+        .collect();
+    let refused = blast_radius(&guard, list_moves.len(), common.max_changes, force).err();
     if dry_run || refused.is_some() {
         if let Some(e) = &refused {
             tracing::warn!(
@@ -445,10 +548,11 @@ pub async fn run<R: Reconciler>(
                 release_all(aws, &mut runs).await;
                 let n = notice::plan_refused(function, &request.label, None, &e.to_string(), &guard.changes);
                 notify::publish(aws, &n).await;
-                for run in runs
-                    .iter_mut()
-                    .filter(|r| r.plan.as_ref().is_some_and(|p| !p.changes.is_empty()))
-                {
+                for run in runs.iter_mut().filter(|r| {
+                    r.plan
+                        .as_ref()
+                        .is_some_and(|p| !p.changes.is_empty() || !p.list_moves().is_empty())
+                }) {
                     if let Some(report) = &mut run.report {
                         report.insert("error".into(), json!(e.to_string()));
                     }
@@ -457,11 +561,17 @@ pub async fn run<R: Reconciler>(
         }
         for run in &runs {
             if let Some(plan) = &run.plan {
-                reconciler.log(&run.unit, plan, plan.changes.len(), true);
+                reconciler.log(
+                    &run.unit,
+                    plan,
+                    plan.changes.len() + plan.list_moves().len(),
+                    true,
+                );
             }
         }
         if dry_run {
             let mut planned: Vec<ChangeReport> = guard.changes.iter().map(ChangeReport::from).collect();
+            planned.extend(list_moves);
             planned.sort();
             response.changes = planned;
         }
@@ -538,11 +648,36 @@ async fn apply_unit<R: Reconciler>(
     for number in 1..=MAX_PASSES {
         run.passes = number;
         let outcome = match &plan.writes {
-            Writes::Owned { fixes } => {
+            Writes::Owned { fixes, extras } => {
                 let owner = Owner {
                     function,
                     mesh: &common.mesh,
                 };
+                if let Err(outcome) = set_tags(aws, &extras.tags).await {
+                    run.errors.extend(outcome);
+                    release_fully(aws, &fence).await;
+                    return run;
+                }
+                if !extras.prefix_lists.is_empty() {
+                    let lists = crate::prefix_lists::apply(
+                        aws,
+                        &fence,
+                        &extras.prefix_lists,
+                        &request.budget,
+                        &request.holder,
+                        &common.mesh,
+                    )
+                    .await;
+                    let stopped = !lists.errors.is_empty() || lists.deferred > 0;
+                    run.list_steps.extend(lists.applied);
+                    run.errors.extend(lists.errors);
+                    run.deferred += lists.deferred;
+                    if stopped {
+                        run.plan = Some(plan.clone());
+                        release_fully(aws, &fence).await;
+                        return run;
+                    }
+                }
                 apply::apply_owned_with(
                     aws,
                     &fence,
@@ -554,23 +689,37 @@ async fn apply_unit<R: Reconciler>(
                 )
                 .await
             }
-            Writes::Moved { state, unsettled } => {
+            Writes::Moved {
+                state,
+                unsettled,
+                settled,
+                lists,
+            } => {
                 apply::apply_moves(
                     aws,
                     &fence,
                     (function, &run.unit.scope),
-                    (state.as_ref(), unsettled.as_ref()),
-                    &plan.changes,
+                    (state.as_ref(), unsettled.as_ref(), settled.as_ref()),
+                    (&plan.changes, lists),
                     &request.budget,
                 )
                 .await
             }
         };
-        reconciler.log(&run.unit, &plan, outcome.applied.len(), false);
+        if !outcome.applied.is_empty() || !outcome.applied_lists.is_empty() {
+            run.last_write_ms = Some(elapsed_ms(request.started));
+        }
+        reconciler.log(
+            &run.unit,
+            &plan,
+            outcome.applied.len() + outcome.applied_lists.len(),
+            false,
+        );
         if let Some(n) = &plan.notice
             && !outcome.halted
         {
-            let applied: Vec<ChangeReport> = outcome.applied.iter().map(ChangeReport::from).collect();
+            let mut applied: Vec<ChangeReport> = outcome.applied.iter().map(ChangeReport::from).collect();
+            applied.extend(outcome.applied_lists.iter().cloned());
             let mut fields = n.fields.clone();
             fields.insert("duration_ms".into(), json!(elapsed_ms(request.started)));
             let n = notice::group_decision(
@@ -594,6 +743,7 @@ async fn apply_unit<R: Reconciler>(
         }
         let Outcome {
             applied,
+            applied_lists,
             errors,
             skipped,
             fenced,
@@ -601,6 +751,7 @@ async fn apply_unit<R: Reconciler>(
             deferred,
         } = outcome;
         run.applied.extend(applied);
+        run.applied_lists.extend(applied_lists);
         run.errors.extend(errors);
         run.skipped.extend(skipped);
         if !fenced && !halted && matches!(plan.writes, Writes::Owned { .. }) {
@@ -609,6 +760,7 @@ async fn apply_unit<R: Reconciler>(
             notify::unassociated_changed(aws, &fence, function, scope, &request.label, &plan.unassociated)
                 .await;
         }
+        let another_stage = matches!(&plan.writes, Writes::Owned { extras, .. } if extras.again);
         run.plan = Some(plan);
         if fenced {
             return run;
@@ -626,7 +778,13 @@ async fn apply_unit<R: Reconciler>(
             release_fully(aws, &fence).await;
             return run;
         }
-        match aws.store.release(&fence).await {
+        let released = if another_stage && number < MAX_PASSES {
+            tracing::info!(function, scope = %run.unit.scope, pass = number, "stage applied; planning the next one");
+            Ok(Released::WorkPending)
+        } else {
+            aws.store.release(&fence).await
+        };
+        match released {
             Ok(Released::Done) => return run,
             Ok(Released::WorkPending) if number < MAX_PASSES => {
                 tracing::info!(function, scope = %run.unit.scope, pass = number,
@@ -675,7 +833,7 @@ async fn apply_unit<R: Reconciler>(
             changes: plan.changes.clone(),
             ..Plan::default()
         };
-        if let Err(e) = guard.check_blast_radius(common.max_changes, request.force) {
+        if let Err(e) = blast_radius(&guard, plan.list_moves().len(), common.max_changes, request.force) {
             let n = notice::plan_refused(
                 function,
                 &request.label,
@@ -736,6 +894,8 @@ fn finish<K>(
     let mut conflicts = Vec::new();
     for run in &mut runs {
         changes.extend(run.applied.iter().map(ChangeReport::from));
+        changes.extend(run.applied_lists.iter().cloned());
+        response.prefix_lists.extend(run.list_steps.iter().cloned());
         if let Some(plan) = &run.plan {
             conflicts.extend(plan.conflicts.iter().cloned());
             response.skipped.extend(plan.skipped.iter().cloned());
@@ -745,9 +905,29 @@ fn finish<K>(
         response.skipped.extend(run.skipped.iter().cloned());
         response.deferred += run.deferred;
         response.passes += run.passes;
+        if let Some(UnitPlan {
+            writes: Writes::Owned { extras, .. },
+            ..
+        }) = &run.plan
+        {
+            response.preflight.extend(extras.preflight.iter().cloned());
+            if !applied_run {
+                response.prefix_lists.extend(extras.prefix_lists.iter().cloned());
+            }
+            response.adopted.extend(extras.adopted.iter().cloned());
+            if response.refused.is_none() {
+                response.refused.clone_from(&extras.refused);
+            }
+        }
         if let Some(mut report) = run.report.take() {
             if report.contains_key("routes_moved") && applied_run {
-                report.insert("routes_moved".into(), json!(run.applied.len()));
+                report.insert(
+                    "routes_moved".into(),
+                    json!(run.applied.len() + run.applied_lists.len()),
+                );
+            }
+            if let Some(ms) = run.last_write_ms {
+                report.insert("last_write_ms".into(), json!(ms));
             }
             response.groups.push(Value::Object(report));
         }
@@ -785,6 +965,37 @@ fn finish<K>(
         "reconcile finished"
     );
     response
+}
+
+/// Sets a plan's tags, in order; the errors when one fails (the caller then
+/// writes no route).
+async fn set_tags(aws: &Aws, tags: &[TagWrite]) -> Result<(), Vec<ErrorReport>> {
+    for t in tags {
+        let written = match aws.ec2(&t.region) {
+            Ok(ec2) => ec2.set_tag(&t.resource, &t.key, &t.value).await,
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(()) => {
+                tracing::info!(region = %t.region, resource = %t.resource, key = %t.key, value = %t.value, "tag set");
+            }
+            Err(e) => {
+                tracing::error!(region = %t.region, resource = %t.resource, key = %t.key, error = %e,
+                    "tag not set; no route written");
+                return Err(vec![ErrorReport {
+                    region: t.region.to_string(),
+                    resource: Some(t.resource.clone()),
+                    error: format!(
+                        "{} not set to {}: {}; no route was changed",
+                        t.key,
+                        t.value,
+                        crate::error_chain(&e)
+                    ),
+                }]);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Releases the lease for a run that is not going to run again. Work

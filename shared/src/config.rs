@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::accounts::{AccountId, AccountsConfig, DEFAULT_MEMBER_ROLE, MemberSetting, RoleName};
 use crate::model::Region;
 use crate::prefix::{self, Cidr};
 
@@ -51,6 +52,35 @@ pub enum InjectMode {
     Specific,
 }
 
+/// How the injector writes a table's mesh routes (`LBGP_ROUTE_STYLE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteStyle {
+    /// One route per prefix (the default, and the behaviour before the
+    /// setting existed).
+    #[default]
+    Routes,
+    /// One lbgp-owned managed prefix list per mesh, region, address family
+    /// and transit gateway holding the prefixes, and one route per table
+    /// toward it (`lbgp_core::prefix_list`).
+    PrefixList,
+}
+
+/// How L-BGP chooses the peering attachment of each learned prefix
+/// (`LBGP_ROUTING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    /// Each TGW learns only what its direct peers originate; nothing is
+    /// re-exported (the default: a partial mesh carries no transit).
+    #[default]
+    Direct,
+    /// Each TGW learns every prefix of every TGW it can reach, toward the
+    /// next hop of a shortest path (`lbgp_core::paths`): transit over
+    /// intermediate TGWs, rerouting when a peering fails.
+    ShortestPath,
+}
+
 /// When the failover watcher moves routes back to the preferred member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +116,9 @@ pub struct CommonConfig {
     /// sends its continuation to (optional; without it the schedule picks
     /// the rest up).
     pub follow_up_queue: Option<String>,
+    /// `LBGP_ACCOUNTS`, `LBGP_MEMBER_ROLE`, `LBGP_EXTERNAL_ID`: the member
+    /// accounts of a cross-account mesh (default: the home account only).
+    pub accounts: AccountsConfig,
 }
 
 /// Settings of the vpc-route-injector.
@@ -99,6 +132,12 @@ pub struct InjectorConfig {
     pub inject_mode: InjectMode,
     /// `LBGP_ROUTE_QUOTA`: routes per VPC route table we may use in specific mode (default 50).
     pub route_quota: usize,
+    /// `LBGP_ROUTE_STYLE`: `routes` (default) or `prefix-list`.
+    pub route_style: RouteStyle,
+    /// `LBGP_ROUTE_STYLE` is set (to either value): lbgp's prefix lists are
+    /// read and reconciled (set to `routes`, they are withdrawn). Unset,
+    /// the injector makes exactly the calls it made before the setting.
+    pub route_style_set: bool,
 }
 
 /// Settings of the tgw-route-propagator.
@@ -110,6 +149,11 @@ pub struct PropagatorConfig {
     pub summarize: bool,
     /// `LBGP_TGW_ROUTE_QUOTA`: routes per TGW route table (default 10000).
     pub tgw_route_quota: usize,
+    /// `LBGP_ROUTING`: `direct` (default) or `shortest-path`.
+    pub routing: Routing,
+    /// `LBGP_MAX_HOPS`: in `shortest-path` mode, prefixes more peering hops
+    /// away than this are not installed (default `None`: unlimited).
+    pub max_hops: Option<usize>,
 }
 
 /// Settings of the failover-watcher.
@@ -236,6 +280,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             }
         };
         Ok(CommonConfig {
+            accounts: self.accounts()?,
             follow_up_queue,
             regions,
             mesh,
@@ -263,6 +308,66 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                     }
                 },
             },
+        })
+    }
+
+    /// Parses `LBGP_ACCOUNTS` (comma-separated 12-digit ids, or
+    /// `discover`), `LBGP_MEMBER_ROLE` (default `lbgp-member`) and
+    /// `LBGP_EXTERNAL_ID`. Unset, the mesh is the home account's alone.
+    pub fn accounts(&self) -> Result<AccountsConfig, ConfigError> {
+        let members = match self.raw("LBGP_ACCOUNTS") {
+            None => MemberSetting::HomeOnly,
+            Some(v) if v.eq_ignore_ascii_case("discover") => MemberSetting::Discover,
+            Some(v) => {
+                let mut listed = std::collections::BTreeSet::new();
+                for item in v.split(',') {
+                    let id = AccountId::new(item).ok_or_else(|| ConfigError::Invalid {
+                        var: "LBGP_ACCOUNTS",
+                        value: item.trim().to_owned(),
+                        expected: "comma-separated 12-digit account ids, or discover".to_owned(),
+                    })?;
+                    if !listed.insert(id) {
+                        return Err(ConfigError::Invalid {
+                            var: "LBGP_ACCOUNTS",
+                            value: item.trim().to_owned(),
+                            expected: "each account once".to_owned(),
+                        });
+                    }
+                }
+                MemberSetting::Listed(listed)
+            }
+        };
+        let role_raw = self
+            .raw("LBGP_MEMBER_ROLE")
+            .unwrap_or_else(|| DEFAULT_MEMBER_ROLE.to_owned());
+        let role = RoleName::new(&role_raw).ok_or_else(|| ConfigError::Invalid {
+            var: "LBGP_MEMBER_ROLE",
+            value: role_raw.clone(),
+            expected: "an IAM role name (optionally with a path), not an ARN: letters, digits and +=,.@_-, at most 64"
+                .to_owned(),
+        })?;
+        // STS: 2 to 1224 characters of [\w+=,.@:/-].
+        let external_id = match self.raw("LBGP_EXTERNAL_ID") {
+            None => None,
+            Some(v)
+                if (2..=1224).contains(&v.len())
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c)) =>
+            {
+                Some(v)
+            }
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    var: "LBGP_EXTERNAL_ID",
+                    value: v,
+                    expected: "2 to 1224 characters: letters, digits and _+=,.@:/-".to_owned(),
+                });
+            }
+        };
+        Ok(AccountsConfig {
+            members,
+            role,
+            external_id,
         })
     }
 
@@ -294,20 +399,51 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 });
             }
         };
+        let route_style = match self.raw("LBGP_ROUTE_STYLE").as_deref() {
+            None | Some("routes") => RouteStyle::Routes,
+            Some("prefix-list") => RouteStyle::PrefixList,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "LBGP_ROUTE_STYLE",
+                    value: other.to_owned(),
+                    expected: "routes or prefix-list".to_owned(),
+                });
+            }
+        };
         Ok(InjectorConfig {
             common,
             prefixes,
             inject_mode,
             route_quota: self.count("LBGP_ROUTE_QUOTA", 50, 1)?,
+            route_style,
+            route_style_set: self.raw("LBGP_ROUTE_STYLE").is_some(),
         })
     }
 
     /// Parses the propagator's settings.
     pub fn propagator(&self) -> Result<PropagatorConfig, ConfigError> {
+        let routing = match self.raw("LBGP_ROUTING").as_deref() {
+            None | Some("direct") => Routing::Direct,
+            Some("shortest-path") => Routing::ShortestPath,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "LBGP_ROUTING",
+                    value: other.to_owned(),
+                    expected: "direct or shortest-path".to_owned(),
+                });
+            }
+        };
+        let max_hops = match self.raw("LBGP_MAX_HOPS") {
+            None => None,
+            Some(v) if v.eq_ignore_ascii_case("unlimited") => None,
+            Some(_) => Some(self.count("LBGP_MAX_HOPS", 0, 1)?),
+        };
         Ok(PropagatorConfig {
             common: self.common()?,
             summarize: self.bool("LBGP_SUMMARIZE", false)?,
             tgw_route_quota: self.count("LBGP_TGW_ROUTE_QUOTA", 10_000, 1)?,
+            routing,
+            max_hops,
         })
     }
 
@@ -361,9 +497,20 @@ mod tests {
         assert_eq!(cfg.prefixes.len(), 3);
         assert_eq!(cfg.inject_mode, InjectMode::Aggregate);
         assert_eq!(cfg.route_quota, 50);
+        assert_eq!(cfg.route_style, RouteStyle::Routes);
+        assert!(!cfg.route_style_set);
+        let mut vars = BASE.to_vec();
+        vars.push(("LBGP_ROUTE_STYLE", "prefix-list"));
+        let pl = env(&vars).injector().unwrap();
+        assert_eq!(
+            (pl.route_style, pl.route_style_set),
+            (RouteStyle::PrefixList, true)
+        );
         let p = env(&BASE).propagator().unwrap();
         assert!(!p.summarize);
         assert_eq!(p.tgw_route_quota, 10_000);
+        assert_eq!(p.routing, Routing::Direct);
+        assert_eq!(p.max_hops, None);
         let w = env(&BASE).watcher().unwrap();
         assert_eq!(w.failback, FailbackPolicy::After(Duration::from_secs(300)));
     }
@@ -408,6 +555,7 @@ mod tests {
             ("LBGP_ROUTE_QUOTA", "0"),
             ("LBGP_DRY_RUN", "perhaps"),
             ("LBGP_INJECT_MODE", "both"),
+            ("LBGP_ROUTE_STYLE", "prefix_list"),
             ("LBGP_TOPIC_ARN", "my-topic"),
         ] {
             let mut vars = BASE.to_vec();
@@ -422,6 +570,126 @@ mod tests {
         let mut vars = BASE.to_vec();
         vars.push(("LBGP_TGW_ROUTE_QUOTA", "1e4"));
         assert!(env(&vars).propagator().is_err());
+    }
+
+    #[test]
+    fn routing_and_max_hops() {
+        let parse = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = BASE.to_vec();
+            vars.extend_from_slice(extra);
+            env(&vars).propagator()
+        };
+        let p = parse(&[("LBGP_ROUTING", "shortest-path"), ("LBGP_MAX_HOPS", "3")]).unwrap();
+        assert_eq!((p.routing, p.max_hops), (Routing::ShortestPath, Some(3)));
+        let p = parse(&[("LBGP_ROUTING", "direct"), ("LBGP_MAX_HOPS", "Unlimited")]).unwrap();
+        assert_eq!((p.routing, p.max_hops), (Routing::Direct, None));
+        assert_eq!(parse(&[("LBGP_MAX_HOPS", " ")]).unwrap().max_hops, None);
+        for (var, value, expected) in [
+            ("LBGP_ROUTING", "shortest_path", "direct or shortest-path"),
+            ("LBGP_ROUTING", "bgp", "direct or shortest-path"),
+            ("LBGP_MAX_HOPS", "0", "a whole number of at least 1"),
+            ("LBGP_MAX_HOPS", "-2", "a whole number of at least 1"),
+            ("LBGP_MAX_HOPS", "three", "a whole number of at least 1"),
+        ] {
+            let err = parse(&[(var, value)]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("{var}: {value:?} is not valid: {expected}"),
+                "{var}={value}"
+            );
+        }
+    }
+
+    #[test]
+    fn accounts_default_to_home_only() {
+        let cfg = env(&BASE).common().unwrap();
+        assert_eq!(cfg.accounts, AccountsConfig::default());
+        assert!(!cfg.accounts.is_cross_account());
+        assert_eq!(cfg.accounts.role.as_str(), "lbgp-member");
+        assert_eq!(cfg.accounts.external_id, None);
+        // Blank is unset, as for every other variable.
+        let mut vars = BASE.to_vec();
+        vars.push(("LBGP_ACCOUNTS", "  "));
+        assert_eq!(
+            env(&vars).common().unwrap().accounts.members,
+            MemberSetting::HomeOnly
+        );
+    }
+
+    #[test]
+    fn accounts_listed_or_discover() {
+        let parse = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = BASE.to_vec();
+            vars.extend_from_slice(extra);
+            env(&vars).common().map(|c| c.accounts)
+        };
+        let a = parse(&[
+            ("LBGP_ACCOUNTS", "222222222222, 012345678901"),
+            ("LBGP_MEMBER_ROLE", "network/lbgp-member"),
+            ("LBGP_EXTERNAL_ID", "mesh-prod:42"),
+        ])
+        .unwrap();
+        let MemberSetting::Listed(listed) = &a.members else {
+            panic!("{a:?}")
+        };
+        let ids: Vec<&str> = listed.iter().map(AccountId::as_str).collect();
+        assert_eq!(ids, vec!["012345678901", "222222222222"]);
+        assert_eq!(
+            a.role_arn("aws", &listed.iter().next().unwrap().clone()),
+            "arn:aws:iam::012345678901:role/network/lbgp-member"
+        );
+        assert_eq!(a.external_id.as_deref(), Some("mesh-prod:42"));
+        assert_eq!(
+            parse(&[("LBGP_ACCOUNTS", "Discover")]).unwrap().members,
+            MemberSetting::Discover
+        );
+        for (var, value, shown, expected) in [
+            (
+                "LBGP_ACCOUNTS",
+                "12345",
+                "12345",
+                "comma-separated 12-digit account ids, or discover",
+            ),
+            (
+                "LBGP_ACCOUNTS",
+                "222222222222,",
+                "",
+                "comma-separated 12-digit account ids, or discover",
+            ),
+            (
+                "LBGP_ACCOUNTS",
+                "222222222222, 222222222222",
+                "222222222222",
+                "each account once",
+            ),
+            (
+                "LBGP_ACCOUNTS",
+                "all",
+                "all",
+                "comma-separated 12-digit account ids, or discover",
+            ),
+            (
+                "LBGP_MEMBER_ROLE",
+                "arn:aws:iam::2:role/x",
+                "arn:aws:iam::2:role/x",
+                "an IAM role name",
+            ),
+            ("LBGP_MEMBER_ROLE", "two words", "two words", "an IAM role name"),
+            ("LBGP_EXTERNAL_ID", "x", "x", "2 to 1224 characters"),
+            (
+                "LBGP_EXTERNAL_ID",
+                "has space",
+                "has space",
+                "2 to 1224 characters",
+            ),
+        ] {
+            let err = parse(&[(var, value)]).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("{var}: {shown:?} is not valid: {expected}")),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{DesiredRoute, Region, Route, RouteKey, RouteOrigin, RouteTableRef};
-use crate::plan::{OwnershipLedger, Plan, plan_from_iter};
+use crate::plan::{ChangeOp, ChangeReason, OwnershipLedger, Plan, plan_from_iter};
+use crate::prefix::Cidr;
 use crate::report::{ConflictReport, ErrorReport, SkipReport};
 
 /// How long after lbgp wrote a route EC2's reads may still show the table
@@ -42,6 +43,50 @@ pub struct Desire {
     /// (a transit gateway's tables share its quota); a table without a
     /// group has its own.
     pub quota_groups: BTreeMap<RouteTableRef, String>,
+    /// What the rules say about desired routes (L-BGP: each one's path),
+    /// shown in the reason of their changes.
+    pub notes: RouteNotes,
+}
+
+/// Notes on desired routes, kept per (group of tables, group of
+/// destinations) rather than per route: L-BGP's path depends only on the
+/// table's transit gateway and the destination's origin, and one string per
+/// route would double the memory of a large mesh.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RouteNotes {
+    tables: BTreeMap<RouteTableRef, usize>,
+    destinations: BTreeMap<Cidr, usize>,
+    text: BTreeMap<(usize, usize), String>,
+}
+
+impl RouteNotes {
+    /// Puts `table` in the table group `group`.
+    pub fn group_table(&mut self, table: RouteTableRef, group: usize) {
+        self.tables.insert(table, group);
+    }
+
+    /// Puts `destination` in the destination group `group`.
+    pub fn group_destination(&mut self, destination: Cidr, group: usize) {
+        self.destinations.insert(destination, group);
+    }
+
+    /// The note of every route of a table of group `tables` toward a
+    /// destination of group `destinations`.
+    pub fn note(&mut self, tables: usize, destinations: usize, text: String) {
+        self.text.insert((tables, destinations), text);
+    }
+
+    /// The note of the route at `key`, if any.
+    pub fn get(&self, key: &RouteKey) -> Option<&str> {
+        let tables = self.tables.get(&key.table)?;
+        let destinations = self.destinations.get(&key.destination)?;
+        self.text.get(&(*tables, *destinations)).map(String::as_str)
+    }
+
+    /// True when there is no note.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
 }
 
 impl Desire {
@@ -111,6 +156,23 @@ impl Desire {
             self.frozen_keys.insert(entry.key.clone());
         }
         self.normalise();
+    }
+
+    /// Adds the note of each created or replaced route to the reason of
+    /// its change (a delete's route is not desired: it has none).
+    pub fn annotate(&self, plan: &mut Plan) {
+        if self.notes.is_empty() {
+            return;
+        }
+        for change in plan.changes.iter_mut().filter(|c| c.op != ChangeOp::Delete) {
+            if let Some(note) = self.notes.get(&change.key) {
+                let reason = std::mem::replace(&mut change.reason, ChangeReason::Missing);
+                change.reason = ChangeReason::Noted {
+                    reason: Box::new(reason),
+                    note: note.to_owned(),
+                };
+            }
+        }
     }
 
     /// Freezes `table` with an error saying why: a failure confined to it.

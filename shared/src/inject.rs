@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{InjectMode, InjectorConfig};
 use crate::desire::Desire;
+use crate::migrate::{self, LegacyView, MigrationState};
 use crate::model::{DesiredRoute, Region, RouteKey, RouteOrigin, RouteTableRef, RouteTarget, TableKind};
 use crate::plan::{ChangeOp, OwnershipLedger, Plan};
 use crate::prefix::{Cidr, aggregate, summarize_to_fit};
@@ -53,6 +54,10 @@ pub struct InjectorView {
     pub regions: Vec<RegionView>,
     /// Regions that could not be read, with the reason.
     pub unreadable: Vec<ErrorReport>,
+    /// What the legacy overlay needs (empty when no VPC is in migration).
+    pub legacy: LegacyView,
+    /// VPC states a cutover or rollback sets, before their tags say so.
+    pub overrides: BTreeMap<String, MigrationState>,
 }
 
 /// The regions a run must read to reconcile `scope`: specific mode needs
@@ -146,6 +151,7 @@ pub fn desire(view: InjectorView, ledger: &OwnershipLedger, config: &InjectorCon
         errors: view.unreadable,
         ..Desire::default()
     };
+    let complete = out.errors.is_empty() && view.legacy.complete;
     if config.inject_mode == InjectMode::Specific && !out.errors.is_empty() {
         // Without every region the specific prefix set is incomplete:
         // planning on it would delete good routes. Change nothing.
@@ -179,6 +185,7 @@ pub fn desire(view: InjectorView, ledger: &OwnershipLedger, config: &InjectorCon
         .collect();
     let mut desired = Vec::new();
     let mut actual = Vec::new();
+    let mut overlay_tables: Vec<(Region, VpcRouteTable)> = Vec::new();
     for (region_view, served) in view.regions.into_iter().zip(&attachments) {
         let region = &region_view.region;
         if !view.scope.contains(region) {
@@ -236,6 +243,7 @@ pub fn desire(view: InjectorView, ledger: &OwnershipLedger, config: &InjectorCon
             let Some(vpc) = vpc else {
                 continue;
             };
+            overlay_tables.push((region.clone(), table.clone()));
             let ctx = TableContext {
                 config,
                 vpc,
@@ -261,10 +269,71 @@ pub fn desire(view: InjectorView, ledger: &OwnershipLedger, config: &InjectorCon
                 .flat_map(|table| table.routes.into_iter().map(|r| r.route)),
         );
     }
+    add_overlay(
+        &mut out,
+        &mut desired,
+        (&view.legacy, complete),
+        &view.overrides,
+        &overlay_tables,
+    );
     out.desired = desired;
     out.actual = actual;
     out.normalise();
     out
+}
+
+/// Adds the legacy overlay to a desire (see [`crate::migrate`]): its
+/// routes win over the mesh's at the same destination; a VPC whose
+/// migration tag is unusable keeps its tables as they are, and so does
+/// every legacy VPC while the overlay could not be read whole.
+fn add_overlay(
+    out: &mut Desire,
+    desired: &mut Vec<DesiredRoute>,
+    (legacy, complete): (&LegacyView, bool),
+    overrides: &BTreeMap<String, MigrationState>,
+    tables: &[(Region, VpcRouteTable)],
+) {
+    if legacy.vpcs.is_empty() {
+        return;
+    }
+    let refs: Vec<(Region, &VpcRouteTable)> = tables.iter().map(|(r, t)| (r.clone(), t)).collect();
+    let overlay = migrate::overlay(legacy, &refs, overrides);
+    let table_ref = |region: &Region, t: &VpcRouteTable| RouteTableRef {
+        region: region.clone(),
+        kind: TableKind::Vpc,
+        id: t.id.clone(),
+    };
+    for (region, vpc, error) in &overlay.errors {
+        for (r, t) in tables.iter().filter(|(r, t)| r == region && &t.vpc_id == vpc) {
+            out.refuse(table_ref(r, t), error.clone());
+        }
+    }
+    let in_overlay = |vpc: &str| {
+        overlay.states.get(vpc).copied().flatten() == Some(MigrationState::Legacy)
+            || legacy
+                .vpcs
+                .iter()
+                .any(|v| v.vpc.id == vpc && v.migration().ok().flatten().is_some())
+    };
+    if !complete {
+        // Without every region the overlay's prefix set is incomplete:
+        // planning on it would delete good overlay routes.
+        for (r, t) in tables.iter().filter(|(_, t)| in_overlay(&t.vpc_id)) {
+            out.skipped.push(SkipReport {
+                region: r.to_string(),
+                resource: t.id.clone(),
+                destination: None,
+                reason: "legacy overlay: not every mesh region could be read; table kept as it is".to_owned(),
+            });
+            out.frozen_tables.insert(table_ref(r, t));
+        }
+        return;
+    }
+    let overlaid: std::collections::BTreeSet<&RouteKey> = overlay.desired.iter().map(|d| &d.key).collect();
+    desired.retain(|d| !overlaid.contains(&d.key));
+    desired.extend(overlay.desired.iter().cloned());
+    out.frozen_keys.extend(overlay.frozen);
+    out.skipped.extend(overlay.skipped);
 }
 
 /// Tables whose static routes after `plan` would exceed the routes-per-table

@@ -6,18 +6,24 @@
 //! so everything here is tested without AWS, and planning is deterministic.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod config;
 pub mod desire;
 pub mod failover;
 pub mod inject;
 pub mod lease;
+pub mod migrate;
 pub mod model;
 pub mod notice;
+pub mod paths;
 pub mod plan;
 pub mod prefix;
+pub mod prefix_list;
+pub mod preflight;
 pub mod propagate;
 pub mod report;
 pub mod topology;
+pub mod trace;
 pub mod trigger;
 pub mod writeahead;
 

@@ -180,6 +180,25 @@ pub enum ChangeReason {
     NoLongerDesired,
     /// A caller-specific reason (the failover watcher's moves).
     Other(String),
+    /// A planner's reason with what the rules say about the route (L-BGP's
+    /// path), for reports: the write is the one `reason` says.
+    Noted {
+        /// The planner's reason.
+        reason: Box<ChangeReason>,
+        /// The rules' note.
+        note: String,
+    },
+}
+
+impl ChangeReason {
+    /// The planner's reason, under any note: what decides how the change
+    /// is written (a retarget records its previous target).
+    pub fn base(&self) -> &ChangeReason {
+        match self {
+            ChangeReason::Noted { reason, .. } => reason.base(),
+            other => other,
+        }
+    }
 }
 
 impl fmt::Display for ChangeReason {
@@ -194,6 +213,7 @@ impl fmt::Display for ChangeReason {
             ChangeReason::Blackhole => f.write_str("our route is a blackhole"),
             ChangeReason::NoLongerDesired => f.write_str("our route is no longer desired"),
             ChangeReason::Other(why) => f.write_str(why),
+            ChangeReason::Noted { reason, note } => write!(f, "{reason}; {note}"),
         }
     }
 }

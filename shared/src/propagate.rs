@@ -12,10 +12,15 @@
 //!   the same way on every run (no flapping between origins).
 //! - What an unreadable region originates is unknown: tables that learn from
 //!   a peer there are frozen, never emptied by a failed read.
+//!
+//! That is `LBGP_ROUTING=direct`, the default. `shortest-path`
+//! (`propagate/shortest_path.rs`, paths by [`crate::paths`]) carries transit: every
+//! member learns every prefix it can reach, toward the next hop of a
+//! shortest path.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::PropagatorConfig;
+use crate::config::{PropagatorConfig, Routing};
 use crate::desire::Desire;
 use crate::desire::SETTLE_SECS;
 use crate::model::{
@@ -29,6 +34,8 @@ use crate::topology::{
     VpcAttachment,
 };
 use crate::trigger::{RoutingUpdate, UpdatedRoute};
+
+mod shortest_path;
 
 /// One region as the propagator reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,8 +189,42 @@ fn table_ref(region: &Region, id: &str) -> RouteTableRef {
     }
 }
 
+/// What both routing modes start from: the members, who originates what,
+/// and what is contested, unsettled or unreadable.
+struct Mesh<'a> {
+    views: &'a [RegionView],
+    all: &'a [Member<'a>],
+    by_id: BTreeMap<&'a str, &'a Member<'a>>,
+    /// prefix → originating TGW → how.
+    origins: BTreeMap<Cidr, BTreeMap<&'a str, &'a BTreeSet<String>>>,
+    contested: BTreeSet<Cidr>,
+    unsettled: BTreeMap<Cidr, &'a String>,
+    unreadable: BTreeSet<String>,
+}
+
+impl Mesh<'_> {
+    /// Prefixes `u` exports: what it originates and nobody else does.
+    fn exported(&self, u: &Member<'_>) -> BTreeSet<Cidr> {
+        u.originates
+            .keys()
+            .filter(|p| !self.contested.contains(p))
+            .copied()
+            .collect()
+    }
+
+    /// Prefixes someone other than `tgw` originates.
+    fn others(&self, tgw: &str) -> BTreeSet<Cidr> {
+        self.origins
+            .iter()
+            .filter(|(_, o)| o.keys().any(|t| *t != tgw))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+}
+
 /// L-BGP's desired state for what `view` shows. `ledger` names the routes
-/// we installed: they are learned, never originated.
+/// we installed: they are learned, never originated. `LBGP_ROUTING` picks
+/// the rule: direct peers only, or shortest paths over the whole mesh.
 pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfig) -> Desire {
     let mesh = &config.common.mesh;
     let mut out = Desire {
@@ -232,7 +273,6 @@ pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfi
         .iter()
         .flat_map(|m| m.unsettled.iter().map(|(p, why)| (*p, why)))
         .collect();
-    let mut desired = Vec::new();
     for view in &view.regions {
         out.complete_regions.insert(view.region.clone());
         for table in &view.route_tables {
@@ -241,9 +281,56 @@ pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfi
                 table.transit_gateway_id.clone(),
             );
         }
-        for t in all.iter().filter(|m| m.region == &view.region) {
+    }
+    let context = Mesh {
+        views: &view.regions,
+        all: &all,
+        by_id,
+        origins,
+        contested,
+        unsettled,
+        unreadable,
+    };
+    // Our routes over a deleted peering read as anonymous blackholes in
+    // either mode: recognised as ours, they are withdrawn or rerouted
+    // instead of forgotten in place.
+    let dark = shortest_path::our_dark_routes(&view.regions, ledger);
+    let desired = match config.routing {
+        Routing::Direct => direct(&context, ledger, config, &mut out),
+        Routing::ShortestPath => shortest_path::desired(&context, ledger, config, &mut out),
+    };
+    drop(context);
+    drop(all);
+    out.desired = desired;
+    out.actual = view
+        .regions
+        .into_iter()
+        .flat_map(|v| v.routes.into_iter().map(|r| r.route))
+        .map(|mut r| {
+            if let Some(target) = dark.get(&r.key) {
+                r.target = target.clone();
+            }
+            r
+        })
+        .collect();
+    out.normalise();
+    out
+}
+
+/// `direct`: each member learns what its direct peers originate, over the
+/// peering to each; nothing is re-exported.
+fn direct(
+    context: &Mesh<'_>,
+    ledger: &OwnershipLedger,
+    config: &PropagatorConfig,
+    out: &mut Desire,
+) -> Vec<DesiredRoute> {
+    let mesh = &config.common.mesh;
+    let mut desired = Vec::new();
+    for view in context.views {
+        for t in context.all.iter().filter(|m| m.region == &view.region) {
             for table in &t.targets {
-                for (p, why) in &unsettled {
+                for (p, why) in &context.unsettled {
                     let key = RouteKey {
                         table: table_ref(&view.region, &table.id),
                         destination: *p,
@@ -282,7 +369,7 @@ pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfi
             let peers_unreadable = view.peerings.iter().any(|p| {
                 p.peer_of(&t.tgw.id)
                     .and_then(|end| end.region.as_ref())
-                    .is_some_and(|r| unreadable.contains(r.as_str()))
+                    .is_some_and(|r| context.unreadable.contains(r.as_str()))
             });
             if peers_unreadable {
                 out.frozen_tables
@@ -290,14 +377,7 @@ pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfi
                 continue;
             }
             if t.targets.is_empty() {
-                out.skipped.push(SkipReport {
-                    region: view.region.to_string(),
-                    resource: t.tgw.id.clone(),
-                    destination: None,
-                    reason: format!(
-                        "no route table tagged {TAG_MESH}={mesh} and no default association table"
-                    ),
-                });
+                out.skipped.push(no_targets(t, mesh));
                 continue;
             }
             // Peers over available attachments, one attachment per peer.
@@ -308,42 +388,21 @@ pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfi
                 .filter(|p| p.state == AttachmentState::Available)
             {
                 if let Some(end) = p.peer_of(&t.tgw.id)
-                    && by_id.contains_key(end.transit_gateway_id.as_str())
+                    && context.by_id.contains_key(end.transit_gateway_id.as_str())
                     && end.transit_gateway_id != t.tgw.id
                 {
                     peers.entry(end.transit_gateway_id.as_str()).or_insert(p);
                 }
             }
-            // A peering with no route table on this side drops what arrives
-            // over it: the mesh is not converged, whatever the routes say.
-            // lbgp never changes associations: it says so.
             for p in peers.values().filter(|p| p.route_table.is_none()) {
-                out.errors.push(ErrorReport {
-                    region: view.region.to_string(),
-                    resource: Some(p.id.clone()),
-                    error: format!(
-                        "peering attachment {} is associated with no route table of {} in {}: traffic arriving over it is dropped. \
-                         Associate it with a route table (AssociateTransitGatewayRouteTable); lbgp does not change associations",
-                        p.id, t.tgw.id, view.region
-                    ),
-                });
-                out.unassociated.push(p.id.clone());
+                unassociated(out, t, p);
             }
             for (peer_id, attachment) in &peers {
-                let Some(u) = by_id.get(peer_id) else {
+                let Some(u) = context.by_id.get(peer_id) else {
                     continue;
                 };
-                let exported: BTreeSet<Cidr> = u
-                    .originates
-                    .keys()
-                    .filter(|p| !contested.contains(p))
-                    .copied()
-                    .collect();
-                let others: BTreeSet<Cidr> = origins
-                    .iter()
-                    .filter(|(_, o)| o.keys().any(|tgw| tgw != peer_id))
-                    .map(|(p, _)| *p)
-                    .collect();
+                let exported = context.exported(u);
+                let others = context.others(peer_id);
                 for destination in learned(&exported, &others, config.summarize) {
                     for table in &t.targets {
                         desired.push(DesiredRoute {
@@ -358,16 +417,33 @@ pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfi
             }
         }
     }
-    drop(by_id);
-    drop(all);
-    out.desired = desired;
-    out.actual = view
-        .regions
-        .into_iter()
-        .flat_map(|v| v.routes.into_iter().map(|r| r.route))
-        .collect();
-    out.normalise();
-    out
+    desired
+}
+
+/// The report of a member with no table to install in.
+fn no_targets(t: &Member<'_>, mesh: &str) -> SkipReport {
+    SkipReport {
+        region: t.region.to_string(),
+        resource: t.tgw.id.clone(),
+        destination: None,
+        reason: format!("no route table tagged {TAG_MESH}={mesh} and no default association table"),
+    }
+}
+
+/// A peering with no route table on `t`'s side drops what arrives over it:
+/// the mesh is not converged, whatever the routes say. lbgp never changes
+/// associations: it says so.
+fn unassociated(out: &mut Desire, t: &Member<'_>, p: &PeeringAttachment) {
+    out.errors.push(ErrorReport {
+        region: t.region.to_string(),
+        resource: Some(p.id.clone()),
+        error: format!(
+            "peering attachment {} is associated with no route table of {} in {}: traffic arriving over it is dropped. \
+             Associate it with a route table (AssociateTransitGatewayRouteTable); lbgp does not change associations",
+            p.id, t.tgw.id, t.region
+        ),
+    });
+    out.unassociated.push(p.id.clone());
 }
 
 /// Tables whose transit gateway would hold more than `quota` routes after
@@ -422,18 +498,20 @@ pub fn over_quota(desire: &Desire, plan: &Plan, quota: usize) -> BTreeMap<RouteT
 }
 
 /// Plans L-BGP's changes: the plan of `desire`, with every table the plan
-/// would put over the route quota frozen (and reported) and planned again.
+/// would put over the route quota frozen (and reported) and planned again;
+/// each change's reason carries the route's path in shortest-path mode.
 pub fn plan(desire: &mut Desire, ledger: &OwnershipLedger, config: &PropagatorConfig) -> Plan {
-    let plan = desire.plan(ledger);
+    let mut plan = desire.plan(ledger);
     let refused = over_quota(desire, &plan, config.tgw_route_quota);
-    if refused.is_empty() {
-        return plan;
+    if !refused.is_empty() {
+        for (table, error) in refused {
+            desire.refuse(table, error);
+        }
+        desire.normalise();
+        plan = desire.plan(ledger);
     }
-    for (table, error) in refused {
-        desire.refuse(table, error);
-    }
-    desire.normalise();
-    desire.plan(ledger)
+    desire.annotate(&mut plan);
+    plan
 }
 
 /// What a Network Manager event means for L-BGP.

@@ -39,6 +39,19 @@ impl From<&Change> for ChangeReport {
     }
 }
 
+/// One check of a migration's preflight (public contract: the response's
+/// `preflight` entries).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PreflightCheck {
+    /// What was checked (`attached`, `aggregates`, `l_bgp_converged`,
+    /// `mesh_path`, `legacy_group_healthy`).
+    pub check: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What was found.
+    pub detail: String,
+}
+
 /// A desired route not installed because something else holds it, or a
 /// prefix that several origins claim.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -152,6 +165,14 @@ pub struct InvokeResponse {
     /// down; lbgp's own pacing backed off too).
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub throttled: u64,
+    /// A migration's preflight checks (manual `migrate` invokes), each with
+    /// what it found; a cutover or rollback runs only when all pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preflight: Vec<PreflightCheck>,
+    /// Routes an `adopt` invoke records as ours (or would, in a dry run):
+    /// the old tooling's routes that equal what the overlay wants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopted: Vec<ChangeReport>,
     /// Reconcile passes this invocation ran, over its units: 1 per unit for
     /// its own trigger, more when other triggers asked for work while it
     /// held the lease (those triggers' invocations report `locked` and 0).
@@ -170,6 +191,11 @@ pub struct InvokeResponse {
     /// Failover groups (failover-watcher only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<serde_json::Value>,
+    /// Prefix-list writes (`LBGP_ROUTE_STYLE=prefix-list`, or a switch
+    /// back): applied, or planned in a dry run, with each entry change's
+    /// added and removed CIDRs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefix_lists: Vec<crate::prefix_list::ListStep>,
     /// Wall time of the run.
     pub duration_ms: u64,
 }

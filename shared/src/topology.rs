@@ -499,6 +499,8 @@ pub struct Instance {
     pub primary_interface_id: Option<String>,
     /// Every attached network interface.
     pub interface_ids: Vec<String>,
+    /// The private IP addresses of its interfaces, primary first.
+    pub private_addresses: Vec<String>,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
     /// Its status checks (not yet reported: not impaired).

@@ -75,7 +75,7 @@ pub fn intent(change: &Change) -> Option<LedgerWrite> {
     match change.op {
         ChangeOp::Create => Some(LedgerWrite::Record(entry(LedgerStatus::Pending, None))),
         ChangeOp::Replace => {
-            let previous = match &change.reason {
+            let previous = match change.reason.base() {
                 ChangeReason::Retarget { from } => Some(from.clone()),
                 _ => None,
             };

@@ -810,6 +810,7 @@ impl ProtocolModel {
                 ChangeReason::Blackhole => Reason::Blackhole,
                 ChangeReason::NoLongerDesired => Reason::NoLongerDesired,
                 ChangeReason::Other(why) => panic!("the planner gave an unmodelled reason: {why}"),
+                ChangeReason::Noted { .. } => panic!("the planner gave a noted reason: {}", c.reason),
             },
         };
         debug_assert_eq!(&self.change(&ch), c, "a change does not round-trip");

@@ -1068,6 +1068,7 @@ fn one_region_view(rv: inject::RegionView) -> InjectorView {
         scope: vec![rv.region.clone()],
         regions: vec![rv],
         unreadable: Vec::new(),
+        ..InjectorView::default()
     }
 }
 
@@ -1417,6 +1418,7 @@ fn specific_mode_with_an_unreadable_region_desires_and_plans_nothing() {
         scope: vec![eu.clone()],
         regions: vec![rv],
         unreadable: vec![unreadable(&us)],
+        ..InjectorView::default()
     };
     let specific = injector_config(&[eu.clone(), us.clone()], &[("LBGP_INJECT_MODE", "specific")]);
     let desire = inject::desire(view.clone(), &ledger, &specific);

@@ -191,6 +191,9 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return body
 
 
+_RPC_V2_PATH_RE = re.compile(r"^/service/[^/]+/operation/(?P<operation>[A-Za-z0-9]+)$")
+
+
 def classify(environ: dict[str, Any]) -> tuple[str, str, str] | None:
     """(service, action, region) of a signed AWS request, or None."""
     match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -200,8 +203,13 @@ def classify(environ: dict[str, Any]) -> tuple[str, str, str] | None:
     region = match.group("region")
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     action = ""
+    rpc_v2 = _RPC_V2_PATH_RE.match(environ.get("PATH_INFO", ""))
     if target:
         action = target.rsplit(".", 1)[-1]
+    elif rpc_v2:
+        # Smithy RPC v2 CBOR (CloudWatch from aws-sdk-rust): the operation
+        # is the path's last segment.
+        action = rpc_v2.group("operation")
     else:
         content_type = environ.get("CONTENT_TYPE", "")
         if content_type.startswith("application/x-www-form-urlencoded"):

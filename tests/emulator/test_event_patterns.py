@@ -124,6 +124,9 @@ PROPAGATOR_CALLS = _cloudtrail(
     "DisassociateVpcCidrBlock",
 )
 ALL_CALLS = {p for p in _samples() if p.startswith("cloudtrail/")}
+# Every health alarm's state change (the watcher decides which alarms are
+# its members').
+ALARM_CHANGES = {p for p in _samples() if p.startswith("cloudwatch/")}
 
 EXPECTED: dict[str, set[str]] = {
     "InjectorCloudTrailRule": INJECTOR_CALLS,
@@ -137,12 +140,14 @@ EXPECTED: dict[str, set[str]] = {
     "WatcherCloudTrailRule": _cloudtrail("CreateRoute", "ReplaceRoute", "DeleteRoute"),
     "WatcherTagRule": _cloudtrail("CreateTags-router"),
     "WatcherStateChangeRule": DOWN_STATES,
+    "WatcherAlarmRule": ALARM_CHANGES,
     # The forwarder keeps every mesh call, lbgp's own included (the home
     # region's rules drop those by role), and drops failed calls and tags
     # that are neither on mesh resources nor lbgp keys.
     "CloudTrailForwardRule": ALL_CALLS | {"filtered/cloudtrail-ReplaceRoute-by-lbgp.json"},
     "StateChangeForwardRule": DOWN_STATES,
     "NetworkManagerForwardRule": NETWORK_MANAGER,
+    "AlarmForwardRule": ALARM_CHANGES,
 }
 
 

@@ -78,3 +78,26 @@ pub fn on_failure_record(event: &Value, condition: &str) -> Value {
            "responseContext": {"statusCode": 0, "executedVersion": null, "functionError": null},
            "responsePayload": null})
 }
+
+/// A `CloudWatch Alarm State Change` as CloudWatch sends it (the shape of
+/// `events/cloudwatch/*.json`): `alarm` went from `previous` to `state`
+/// (`OK`, `ALARM`, `INSUFFICIENT_DATA`) for `reason`, now.
+pub fn alarm_change(region: &str, alarm: &str, previous: &str, state: &str, reason: &str) -> Value {
+    use aws_sdk_ec2::primitives::{DateTime, DateTimeFormat};
+    let now = std::time::SystemTime::now();
+    let stamp = |t: std::time::SystemTime| {
+        let text = DateTime::from(t)
+            .fmt(DateTimeFormat::DateTime)
+            .unwrap_or_default();
+        // CloudWatch's form: `2026-11-20T10:05:12.504+0000`.
+        text.trim_end_matches('Z').to_owned() + "+0000"
+    };
+    let before = now.checked_sub(std::time::Duration::from_secs(60)).unwrap_or(now);
+    json!({"version": "0", "id": "7a1f3d5e-2b9c-4e6a-8d0f-1c2b3a4d5e6f",
+           "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+           "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": region,
+           "resources": [format!("arn:aws:cloudwatch:{region}:123456789012:alarm:{alarm}")],
+           "detail": {"alarmName": alarm,
+                      "previousState": {"value": previous, "reason": "earlier", "timestamp": stamp(before)},
+                      "state": {"value": state, "reason": reason, "timestamp": stamp(now)}}})
+}

@@ -291,3 +291,142 @@ pub async fn terminate(ec2: &Ec2Client, instance: &str) -> anyhow::Result<()> {
 }
 
 pub use crate::events::{cloudtrail, scheduled, state_change};
+
+// ---- health alarms, replaced appliances, prefix-list routes ----
+
+/// A CloudWatch client in `region` (the emulator speaks the Smithy RPC v2
+/// CBOR protocol of aws-sdk-rust through the fidelity layer).
+pub fn cloudwatch(env: &crate::fixtures::TestEnv, region: &str) -> aws_sdk_cloudwatch::Client {
+    let conf = aws_sdk_cloudwatch::config::Builder::from(&env.sdk)
+        .region(aws_sdk_cloudwatch::config::Region::new(region.to_owned()))
+        .build();
+    aws_sdk_cloudwatch::Client::from_conf(conf)
+}
+
+/// A tunnel alarm as a user would make one: the Site-to-Site VPN
+/// `TunnelState` metric below 1 for a minute.
+pub async fn tunnel_alarm(cw: &aws_sdk_cloudwatch::Client, name: &str) -> anyhow::Result<()> {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+    cw.put_metric_alarm()
+        .alarm_name(name)
+        .namespace("AWS/VPN")
+        .metric_name("TunnelState")
+        .dimensions(
+            Dimension::builder()
+                .name("TunnelIpAddress")
+                .value("203.0.113.10")
+                .build(),
+        )
+        .statistic(Statistic::Maximum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::LessThanThreshold)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Sets an alarm's state (`OK`, `ALARM`, `INSUFFICIENT_DATA`), as the
+/// metric's evaluation would.
+pub async fn set_alarm(
+    cw: &aws_sdk_cloudwatch::Client,
+    name: &str,
+    state: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    cw.set_alarm_state()
+        .alarm_name(name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::from(state))
+        .state_reason(reason)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Launches a router of failover group `group` with `lbgp:priority` and more
+/// tags (`lbgp:health-alarm`, `lbgp:health-missing`…), as an Auto Scaling
+/// group's launch template tags its instances.
+pub async fn launch_member(
+    ec2: &Ec2Client,
+    subnet: &str,
+    group: &str,
+    priority: i64,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<Router> {
+    let priority = priority.to_string();
+    let mut tags = vec![
+        ("lbgp:failover-group", group),
+        ("lbgp:priority", priority.as_str()),
+    ];
+    tags.extend_from_slice(extra);
+    launch(ec2, subnet, &tags).await
+}
+
+/// A managed prefix list with `cidrs`.
+pub async fn prefix_list(ec2: &Ec2Client, name: &str, cidrs: &[&str]) -> anyhow::Result<String> {
+    let mut call = ec2
+        .create_managed_prefix_list()
+        .prefix_list_name(name)
+        .max_entries(10)
+        .address_family("IPv4");
+    for c in cidrs {
+        call = call.entries(aws_sdk_ec2::types::AddPrefixListEntry::builder().cidr(*c).build());
+    }
+    Ok(call
+        .send()
+        .await?
+        .prefix_list()
+        .and_then(|p| p.prefix_list_id())
+        .context("prefix list id")?
+        .to_owned())
+}
+
+/// A route to a network interface whose destination is a prefix list.
+pub async fn list_route_to_eni(
+    ec2: &Ec2Client,
+    rtb: &str,
+    prefix_list: &str,
+    eni: &str,
+) -> anyhow::Result<()> {
+    ec2.create_route()
+        .route_table_id(rtb)
+        .destination_prefix_list_id(prefix_list)
+        .network_interface_id(eni)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Where the route to `prefix_list` in `rtb` points, if there is one.
+pub async fn list_hop(ec2: &Ec2Client, rtb: &str, prefix_list: &str) -> anyhow::Result<Option<NextHop>> {
+    let out = ec2.describe_route_tables().route_table_ids(rtb).send().await?;
+    let table = out.route_tables().first().context("route table")?;
+    Ok(table
+        .routes()
+        .iter()
+        .find(|r| r.destination_prefix_list_id() == Some(prefix_list))
+        .map(|r| NextHop {
+            instance: r.instance_id().map(str::to_owned),
+            eni: r.network_interface_id().map(str::to_owned),
+            other: r.gateway_id().or(r.transit_gateway_id()).map(str::to_owned),
+            state: r.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        }))
+}
+
+/// Whether a network interface still exists.
+pub async fn interface_exists(ec2: &Ec2Client, eni: &str) -> anyhow::Result<bool> {
+    let out = ec2
+        .describe_network_interfaces()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("network-interface-id")
+                .values(eni)
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(!out.network_interfaces().is_empty())
+}
+
+pub use crate::events::alarm_change;

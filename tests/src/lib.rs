@@ -3,10 +3,12 @@
 //! Lambda Runtime API that drives the real function binaries.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod emulator;
 pub mod events;
 pub mod failover_fixtures;
 pub mod fixtures;
+pub mod migration_fixtures;
 pub mod runtime_api;
 
 pub use emulator::{Calls, Emulator};

@@ -64,6 +64,8 @@ fn expectation(file: &str, subs: Subscriptions) -> Expect {
         "ec2-state" => Expect::Ignore,
         "networkmanager" if subs.routing_updates => Expect::Handle,
         "networkmanager" => Expect::Ignore,
+        "cloudwatch" if subs.alarm_changes => Expect::Handle,
+        "cloudwatch" => Expect::Ignore,
         "filtered" => Expect::Either,
         // The watcher's queue: a state change its asynchronous queue could
         // not deliver, and a follow-up (a manual invoke).
@@ -191,6 +193,7 @@ async fn every_sample_is_handled_against_the_emulator() {
                         name.starts_with("cloudtrail/")
                             || name.starts_with("ec2-state/")
                             || name.starts_with("queue/on-failure")
+                            || name.starts_with("cloudwatch/")
                             || name.starts_with("filtered/"),
                         "{name}: {reason}"
                     );

@@ -26,13 +26,14 @@ impl Ec2 {
         let mut out = Vec::new();
         for reservation in items {
             for i in reservation.instances() {
-                let mut interfaces: Vec<(i32, String)> = i
+                let mut interfaces: Vec<(i32, String, Option<String>)> = i
                     .network_interfaces()
                     .iter()
                     .filter_map(|n| {
                         Some((
                             n.attachment().and_then(|a| a.device_index()).unwrap_or(0),
                             n.network_interface_id()?.to_owned(),
+                            n.private_ip_address().map(str::to_owned),
                         ))
                     })
                     .collect();
@@ -54,9 +55,10 @@ impl Ec2 {
                         .and_then(|n| InstanceState::from_aws(n.as_str())),
                     primary_interface_id: interfaces
                         .iter()
-                        .find(|(idx, _)| *idx == 0)
-                        .map(|(_, id)| id.clone()),
-                    interface_ids: interfaces.into_iter().map(|(_, id)| id).collect(),
+                        .find(|(idx, _, _)| *idx == 0)
+                        .map(|(_, id, _)| id.clone()),
+                    private_addresses: interfaces.iter().filter_map(|(_, _, ip)| ip.clone()).collect(),
+                    interface_ids: interfaces.into_iter().map(|(_, id, _)| id).collect(),
                     tags,
                     status: StatusChecks::default(),
                 });

@@ -18,11 +18,14 @@ use crate::throttle::TokenBucket;
 
 mod gateways;
 mod instances;
+mod migration;
+mod prefix_lists;
 mod tgw_routes;
 mod vpcs;
 mod write;
 
 pub use instances::INSTANCE_IDS_PER_CALL;
+pub use prefix_lists::{INCORRECT_STATE, VERSION_MISMATCH};
 pub use tgw_routes::{EXPECTED_PER_SEARCH, SEARCHES_IN_FLIGHT};
 pub use write::{WriteOutcome, WritePermit};
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use lbgp_core::failover::ListRoute;
 use lbgp_core::topology::{Vpc, VpcRoute, VpcRouteTable};
 use lbgp_core::{Route, RouteKey, RouteOrigin, RouteState, RouteTarget, TableKind};
 
@@ -11,6 +12,16 @@ use crate::Error;
 impl Ec2 {
     /// VPCs by id, with every associated CIDR block.
     pub async fn vpcs(&self, vpc_ids: &[&str]) -> Result<Vec<Vpc>, Error> {
+        Ok(self
+            .vpcs_tagged(vpc_ids)
+            .await?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect())
+    }
+
+    /// VPCs by id, with every associated CIDR block and their tags.
+    pub async fn vpcs_tagged(&self, vpc_ids: &[&str]) -> Result<Vec<(Vpc, BTreeMap<String, String>)>, Error> {
         if vpc_ids.is_empty() {
             return Ok(vec![]);
         }
@@ -53,18 +64,36 @@ impl Ec2 {
                 }
                 cidrs.sort();
                 cidrs.dedup();
-                out.push(Vpc {
-                    id: vpc.vpc_id().unwrap_or_default().to_owned(),
-                    cidrs,
-                });
+                out.push((
+                    Vpc {
+                        id: vpc.vpc_id().unwrap_or_default().to_owned(),
+                        cidrs,
+                    },
+                    tags(vpc.tags()),
+                ));
             }
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         Ok(out)
     }
 
     /// Route tables of the given VPCs, or with the given ids, with routes.
     pub async fn vpc_route_tables(&self, by: RouteTableQuery<'_>) -> Result<Vec<VpcRouteTable>, Error> {
+        Ok(self
+            .vpc_route_tables_with_lists(by)
+            .await?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect())
+    }
+
+    /// [`Ec2::vpc_route_tables`], each table with its routes whose
+    /// destination is a managed prefix list (`DestinationPrefixListId`),
+    /// from the same reads.
+    pub async fn vpc_route_tables_with_lists(
+        &self,
+        by: RouteTableQuery<'_>,
+    ) -> Result<Vec<(VpcRouteTable, Vec<ListRoute>)>, Error> {
         let (name, ids) = match by {
             RouteTableQuery::Vpcs(ids) => ("vpc-id", ids),
             RouteTableQuery::Ids(ids) => ("route-table-id", ids),
@@ -88,9 +117,11 @@ impl Ec2 {
                 let id = rt.route_table_id().unwrap_or_default().to_owned();
                 let table = self.table_ref(TableKind::Vpc, &id);
                 let mut routes = Vec::new();
+                let mut lists = Vec::new();
                 for r in rt.routes() {
                     let destination = match (r.destination_cidr_block(), r.destination_ipv6_cidr_block()) {
-                        (Some(c), _) | (None, Some(c)) => self.parse_cidr(c, "DescribeRouteTables")?,
+                        (Some(c), _) | (None, Some(c)) => Some(self.parse_cidr(c, "DescribeRouteTables")?),
+                        (None, None) if r.destination_prefix_list_id().is_some() => None,
                         (None, None) => continue,
                     };
                     let origin = match r.origin().map(|o| o.as_str()) {
@@ -126,6 +157,17 @@ impl Ec2 {
                         Some("blackhole") => RouteState::Blackhole,
                         _ => RouteState::Active,
                     };
+                    let Some(destination) = destination else {
+                        lists.push(ListRoute {
+                            prefix_list_id: r.destination_prefix_list_id().unwrap_or_default().to_owned(),
+                            target,
+                            state,
+                            origin,
+                            instance_id: r.instance_id().map(str::to_owned),
+                            network_interface_id: r.network_interface_id().map(str::to_owned),
+                        });
+                        continue;
+                    };
                     routes.push(VpcRoute {
                         route: Route {
                             key: RouteKey {
@@ -141,7 +183,8 @@ impl Ec2 {
                     });
                 }
                 routes.sort_by(|a, b| a.route.cmp(&b.route));
-                out.push(VpcRouteTable {
+                lists.sort();
+                let read = VpcRouteTable {
                     id,
                     vpc_id: rt.vpc_id().unwrap_or_default().to_owned(),
                     main: rt.associations().iter().any(|a| a.main() == Some(true)),
@@ -157,10 +200,11 @@ impl Ec2 {
                         .collect(),
                     tags: tags(rt.tags()),
                     routes,
-                });
+                };
+                out.push((read, lists));
             }
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         Ok(out)
     }
 

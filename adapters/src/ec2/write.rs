@@ -2,7 +2,7 @@
 //! that finds the route there, a delete or replace that finds it gone.
 //! Every write waits for a token of the region's bucket first.
 
-use lbgp_core::{Route, RouteKey, RouteOrigin, RouteState, RouteTarget, TableKind};
+use lbgp_core::{Route, RouteKey, RouteOrigin, RouteState, RouteTableRef, RouteTarget, TableKind};
 
 use super::{Ec2, RouteTableQuery, filter};
 use crate::Error;
@@ -75,6 +75,17 @@ impl WritePermit<'_> {
     /// Deletes a route (see [`Ec2::delete_route`]).
     pub async fn delete_route(self, key: &RouteKey) -> Result<WriteOutcome, Error> {
         self.ec2.send_delete(key).await
+    }
+    /// Repoints a VPC route whose destination is a managed prefix list
+    /// (`ReplaceRoute` with `DestinationPrefixListId`). `NotFound` when
+    /// the table has no route for that list.
+    pub async fn replace_list_route(
+        self,
+        table: &RouteTableRef,
+        prefix_list_id: &str,
+        target: &RouteTarget,
+    ) -> Result<WriteOutcome, Error> {
+        self.ec2.send_replace_list(table, prefix_list_id, target).await
     }
 }
 
@@ -192,6 +203,46 @@ impl Ec2 {
                 match self.read_static_route(key).await? {
                     None => Ok(WriteOutcome::NotFound),
                     Some(_) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn send_replace_list(
+        &self,
+        table: &RouteTableRef,
+        prefix_list_id: &str,
+        target: &RouteTarget,
+    ) -> Result<WriteOutcome, Error> {
+        let call = self
+            .client
+            .replace_route()
+            .route_table_id(&table.id)
+            .destination_prefix_list_id(prefix_list_id);
+        let call = match target {
+            RouteTarget::TransitGateway(id) => call.transit_gateway_id(id),
+            RouteTarget::NetworkInterface(id) => call.network_interface_id(id),
+            RouteTarget::Instance(id) => call.instance_id(id),
+            other => return Err(self.unsupported("ReplaceRoute", other)),
+        };
+        match call.send().await.map_err(|e| self.err("ReplaceRoute", e)) {
+            Ok(_) => Ok(WriteOutcome::Applied),
+            Err(e) if e.code() == Some("InvalidRoute.NotFound") => Ok(WriteOutcome::NotFound),
+            // As for a CIDR route, EC2 answers a missing one with
+            // InvalidParameterValue: the table tells it from a refusal.
+            Err(e) if e.code() == Some("InvalidParameterValue") => {
+                let tables = self
+                    .vpc_route_tables_with_lists(RouteTableQuery::Ids(&[table.id.as_str()]))
+                    .await?;
+                let present = tables
+                    .iter()
+                    .flat_map(|(_, lists)| lists)
+                    .any(|l| l.prefix_list_id == prefix_list_id);
+                if present {
+                    Err(e)
+                } else {
+                    Ok(WriteOutcome::NotFound)
                 }
             }
             Err(e) => Err(e),

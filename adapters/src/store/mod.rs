@@ -38,9 +38,12 @@ use lbgp_core::Region;
 
 use crate::Error;
 
+mod inspect;
 mod lease;
 mod ledger;
 mod state;
+
+pub use inspect::{ControlRecords, LeaseItem, StateItem};
 
 /// Seconds since the epoch; a trait so tests can move time.
 pub trait Clock: Send + Sync + std::fmt::Debug {

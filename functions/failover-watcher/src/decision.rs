@@ -1,10 +1,12 @@
 //! A group's decision as the loop's plan: the moves, the state to save
 //! first, the group's entry of the response (public contract: `group`,
-//! `vpc`, `active`, `decision`), its notification and its log line.
+//! `vpc`, `active`, `decision`, `failed`), its notification and its log
+//! line. Each says which source failed: the state, a status check, or which
+//! alarm and CloudWatch's reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lbgp_core::failover::{Decision, DecisionKind, GroupState};
+use lbgp_core::failover::{Decision, DecisionKind, FailedMember, GroupState};
 use lbgp_core::report::ErrorReport;
 use lbgp_runtime::apply::StateRecord;
 use lbgp_runtime::reconcile::DecisionNotice;
@@ -26,6 +28,8 @@ fn empty(report: Option<Map<String, Value>>, errors: Vec<ErrorReport>) -> UnitPl
         writes: Writes::Moved {
             state: None,
             unsettled: None,
+            settled: None,
+            lists: vec![],
         },
         conflicts: vec![],
         skipped: vec![],
@@ -96,6 +100,9 @@ pub fn plan(
     entry.insert("routes_managed".into(), json!(d.managed_routes));
     entry.insert("routes_moved".into(), json!(0));
     entry.insert("members".into(), json!(d.members));
+    if !d.failed.is_empty() {
+        entry.insert("failed".into(), json!(d.failed));
+    }
     if let Some(p) = &d.pending_failback {
         entry.insert("failback_pending".into(), json!(p));
     }
@@ -108,17 +115,23 @@ pub fn plan(
     };
     let state = d.state_changed(before).then(|| record(&d.state));
     // Cut by the deadline, the moves not made are work left: no settling.
-    let unsettled = (!d.moves.is_empty()).then(|| {
+    let unsettled = (!d.moves.is_empty() || !d.list_moves.is_empty()).then(|| {
         record(&GroupState {
             moved_at: None,
             ..d.state.clone()
         })
     });
+    let settled = d.settled.as_ref().map(record);
     let notice = d.notify.then(|| notice(key, &d));
     tracing::debug!(scope, "group decided");
     UnitPlan {
         changes: d.moves,
-        writes: Writes::Moved { state, unsettled },
+        writes: Writes::Moved {
+            state,
+            unsettled,
+            settled,
+            lists: d.list_moves,
+        },
         conflicts: vec![],
         skipped: vec![],
         errors: vec![],
@@ -143,10 +156,9 @@ fn notice(key: &GroupKey, d: &Decision) -> DecisionNotice {
     let tables: BTreeMap<&str, &str> = d
         .moves
         .iter()
-        .filter_map(|c| {
-            let id = c.key.table.id.as_str();
-            d.targets.get(id).map(|m| (id, m.as_str()))
-        })
+        .map(|c| c.key.table.id.as_str())
+        .chain(d.list_moves.iter().map(|l| l.table.id.as_str()))
+        .filter_map(|id| d.targets.get(id).map(|m| (id, m.as_str())))
         .collect();
     let mut fields = Map::new();
     fields.insert("group".into(), json!(key.name));
@@ -163,6 +175,12 @@ fn notice(key: &GroupKey, d: &Decision) -> DecisionNotice {
     );
     fields.insert("route_tables".into(), json!(tables));
     fields.insert("reason".into(), json!(d.reason));
+    if !d.failed.is_empty() {
+        fields.insert("failed".into(), json!(d.failed));
+    }
+    if !d.list_moves.is_empty() {
+        fields.insert("prefix_list_moves".into(), json!(d.list_moves));
+    }
     fields.insert("members".into(), json!(d.members));
     DecisionNotice {
         subject: format!(
@@ -184,8 +202,14 @@ pub fn log(key: &GroupKey, plan: &UnitPlan, routes_moved: usize, planned_only: b
         return;
     }
     let text = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
-    let moved_tables: BTreeSet<&str> = plan.changes.iter().map(|c| c.key.table.id.as_str()).collect();
+    let moved_tables: BTreeSet<&str> = plan
+        .changes
+        .iter()
+        .map(|c| c.key.table.id.as_str())
+        .chain(plan.list_moves().iter().map(|l| l.table.id.as_str()))
+        .collect();
     let routes_managed = entry.get("routes_managed").and_then(Value::as_u64).unwrap_or(0);
+    let cause = cause(entry.get("failed"));
     tracing::info!(
         group = %key.name,
         region = %key.region,
@@ -194,11 +218,30 @@ pub fn log(key: &GroupKey, plan: &UnitPlan, routes_moved: usize, planned_only: b
         from = %text("previous"),
         to = %text("active"),
         routes_managed,
-        routes_planned = plan.changes.len(),
+        routes_planned = plan.changes.len() + plan.list_moves().len(),
         routes_moved,
         route_tables = ?moved_tables,
         planned_only,
+        cause = %cause,
         reason = %text("reason"),
         "failover decision"
     );
+}
+
+/// The sources that failed, in one line: `i-… alarm vpn-a ALARM: …`.
+fn cause(failed: Option<&Value>) -> String {
+    let failed: Vec<FailedMember> = failed
+        .and_then(|f| serde_json::from_value(f.clone()).ok())
+        .unwrap_or_default();
+    if failed.is_empty() {
+        return "-".to_owned();
+    }
+    failed
+        .iter()
+        .map(|f| {
+            let faults: Vec<String> = f.faults.iter().map(ToString::to_string).collect();
+            format!("{} {}", f.instance_id, faults.join("; "))
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

@@ -1,7 +1,9 @@
 //! failover-watcher: keeps the VPC routes of each failover group of router
 //! instances (`lbgp:failover-group=<name>`) on the group's best healthy
-//! member, moves them at once when that member fails, and back after
-//! `LBGP_FAILBACK_AFTER_SECONDS` of uninterrupted health.
+//! member, moves them at once when that member fails (its instance stops,
+//! a status check is impaired, or one of its health alarms,
+//! `lbgp:health-alarm`, goes to `ALARM`), and back after
+//! `LBGP_FAILBACK_AFTER_SECONDS` of uninterrupted health by every source.
 //!
 //! The decisions are [`lbgp_core::failover::decide`]'s; the loop (one lease
 //! per group, `lease#failover-watcher#<region>#<group>`, the group's state
@@ -49,6 +51,7 @@ pub const SUBSCRIPTIONS: Subscriptions = Subscriptions {
     api_calls: API_CALLS,
     state_changes: true,
     routing_updates: false,
+    alarm_changes: true,
 };
 
 /// Name of a group's state record (`state#failover-watcher#<region>#<group>`).
@@ -120,12 +123,25 @@ impl Watcher {
                 "the group's members disappeared during the run".to_owned(),
             ));
         };
+        if let Some(e) = &view.alarms_unread
+            && group.members.iter().any(|m| !m.alarm_names.is_empty())
+        {
+            return Ok(decision::failed(
+                key,
+                &before,
+                format!("the members' health alarms could not be read ({e}); routes left as they are"),
+            ));
+        }
         let focus = Focus::of(&pass.request.trigger);
         let input = DecideInput {
             now,
             policy: self.config.failback,
             event: match (&focus, pass.is_first()) {
                 (Focus::Instance(event), true) => Some(event.clone()),
+                _ => None,
+            },
+            alarm: match (&focus, pass.is_first()) {
+                (Focus::Alarm(event), true) => Some(event.clone()),
                 _ => None,
             },
             activate: match (&focus, pass.is_first()) {
@@ -228,6 +244,13 @@ impl Reconciler for Watcher {
                 Focus::Table(Some(rtb)) => {
                     return Ok(Selection::Ignore(format!(
                         "route table {rtb} is not in the VPC of a failover group"
+                    )));
+                }
+                Focus::Alarm(event) => {
+                    return Ok(Selection::Ignore(format!(
+                        "alarm {} is the health alarm ({}) of no failover group member",
+                        event.reading.name,
+                        lbgp_core::failover::TAG_HEALTH_ALARM
                     )));
                 }
                 Focus::Table(None) | Focus::All => {}

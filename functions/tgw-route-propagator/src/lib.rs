@@ -4,8 +4,11 @@
 //! member TGW `T` and every `available` peering attachment `P` to another
 //! member `U`, this keeps one static route in `T`'s target route tables for
 //! every prefix `U` originates, pointing at `P`, and withdraws it when the
-//! prefix goes away. The rules (origins, contested prefixes, no re-export,
-//! quota) are `lbgp_core::propagate`'s; this crate reads.
+//! prefix goes away. With `LBGP_ROUTING=shortest-path` every member learns
+//! every prefix it can reach instead, toward the next hop of a shortest path
+//! over the mesh (transit, reroute). The rules (origins, contested prefixes,
+//! re-export or not, paths, quota) are `lbgp_core::propagate`'s; this crate
+//! reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,6 +53,7 @@ pub const SUBSCRIPTIONS: Subscriptions = Subscriptions {
     api_calls: API_CALLS,
     state_changes: false,
     routing_updates: true,
+    alarm_changes: false,
 };
 
 /// The propagator: its configuration.

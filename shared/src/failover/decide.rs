@@ -1,17 +1,18 @@
 //! [`decide`]: one group's member per scope, and the moves that get the
 //! routes there.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::group::rank_order;
+use super::health::{MemberAlarm, newer};
+use super::memory::{Managed, records, with_memory};
 use super::{
-    DecideError, DecideInput, Decision, DecisionKind, FailoverMode, Group, GroupState, GroupTable, Member,
-    MemberReport, PendingFailback,
+    DecideError, DecideInput, Decision, DecisionKind, FailedMember, FailoverMode, Group, GroupState,
+    GroupTable, ListMove, Member, MemberReport, PendingFailback,
 };
 use crate::config::FailbackPolicy;
-use crate::model::{RouteKey, RouteOrigin};
+use crate::model::RouteKey;
 use crate::plan::{Change, ChangeOp, ChangeReason};
-use crate::topology::{InstanceState, VpcRoute};
+use crate::topology::InstanceState;
 
 /// How one scope (the group's priority scope, or a single-AZ table) chose.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,10 +144,10 @@ impl Context<'_> {
 }
 
 /// The member most of `routes` point at (ties: the better-ranked one).
-fn majority<'a>(group: &'a Group, routes: &[&VpcRoute]) -> Option<&'a str> {
+fn majority<'a>(group: &'a Group, routes: &[Managed<'_>]) -> Option<&'a str> {
     let mut counts: BTreeMap<usize, (usize, &str)> = BTreeMap::new();
     for r in routes {
-        if let Some(m) = group.owner_of(r) {
+        if let Some(m) = r.owner(group) {
             let rank = group
                 .members
                 .iter()
@@ -167,10 +168,18 @@ fn majority<'a>(group: &'a Group, routes: &[&VpcRoute]) -> Option<&'a str> {
 /// Decides one group.
 ///
 /// - Health: a member is healthy when running with no impaired status check
-///   and no state-change event saying it is going down. A healthy streak
-///   (`healthy_since`) survives between runs and restarts on any unhealthy
-///   observation or on a `running` event (the instance was not running just
-///   before, whatever we saw).
+///   and no state-change event saying it is going down, and none of its
+///   health alarms is `ALARM` (nor without data, unless it ignores missing
+///   data). An alarm event is newer than what was read unless CloudWatch's
+///   own timestamps say otherwise. A healthy streak (`healthy_since`)
+///   survives between runs and restarts on any unhealthy observation, on a
+///   `running` event, and on an alarm event from or to a failing state (the
+///   member was not healthy just before, whatever we saw): failback waits
+///   for continuous health by every source.
+/// - Members EC2 stopped describing fully (terminated: interfaces and VPC
+///   gone) are completed with what the state remembers, and remembered
+///   members EC2 no longer describes at all stay in the group, gone, while
+///   a blackhole route points at them, so their routes move.
 /// - Each *scope* has a member: the group's priority scope (its `active`,
 ///   followed by every table in priority mode, and by the main and mixed-AZ
 ///   tables in AZ mode), and in AZ mode each single-AZ table, whose
@@ -194,24 +203,59 @@ pub fn decide(
     state: &GroupState,
     input: &DecideInput,
 ) -> Result<Decision, DecideError> {
+    // Ranks come from the member order (with_memory sorts it): the
+    // contract's order whatever the caller passed.
+    let remembered = with_memory(group, state);
+    let group = &remembered;
     let vpc_id = group.vpc()?;
     let now = input.now;
-    // Ranks come from the member order: make it the contract's order
-    // whatever the caller passed.
-    let mut sorted = group.clone();
-    sorted.members.sort_by(rank_order);
-    let group = &sorted;
 
     // This run's view of the members: the event is newer than any describe.
     let mut members: Vec<Member> = group.members.clone();
-    let mut restarted: Option<&str> = None;
+    let mut restarted: Vec<String> = Vec::new();
     if let Some(event) = &input.event
         && let Some(m) = members.iter_mut().find(|m| m.instance_id == event.instance_id)
     {
         if event.state == InstanceState::Running {
-            restarted = Some(event.instance_id.as_str());
+            restarted.push(event.instance_id.clone());
         } else {
             m.event_state = Some(event.state);
+        }
+    }
+    if let Some(event) = &input.alarm {
+        let name = &event.reading.name;
+        for m in members.iter_mut().filter(|m| m.alarm_names.contains(name)) {
+            let read = m
+                .alarms
+                .iter()
+                .find(|a| &a.name == name)
+                .and_then(|a| a.reading.clone());
+            let (reading, from_event) = newer(read, &event.reading);
+            let alarm = MemberAlarm {
+                name: name.clone(),
+                reading: Some(reading),
+                from_event,
+            };
+            match m.alarms.iter_mut().find(|a| &a.name == name) {
+                Some(a) => *a = alarm,
+                None => m.alarms.push(alarm),
+            }
+            // A change from or to a failing state: the member was not
+            // healthy a moment ago, whatever a read showed.
+            let failing = |state| {
+                MemberAlarm {
+                    name: name.clone(),
+                    reading: Some(super::AlarmReading {
+                        state,
+                        ..event.reading.clone()
+                    }),
+                    from_event: true,
+                }
+                .fails(m.missing)
+            };
+            if failing(event.reading.state) || event.previous.is_some_and(failing) {
+                restarted.push(m.instance_id.clone());
+            }
         }
     }
 
@@ -219,7 +263,7 @@ pub fn decide(
     let mut since: BTreeMap<String, u64> = BTreeMap::new();
     for m in members.iter().filter(|m| m.healthy()) {
         let start = match state.healthy_since.get(&m.instance_id) {
-            Some(s) if restarted != Some(m.instance_id.as_str()) => (*s).min(now),
+            Some(s) if !restarted.contains(&m.instance_id) => (*s).min(now),
             _ => now,
         };
         since.insert(m.instance_id.clone(), start);
@@ -280,13 +324,15 @@ pub fn decide(
         .collect();
     tables.sort();
     tables.dedup_by(|a, b| a.table == b.table);
-    let managed: Vec<(&GroupTable, Vec<&VpcRoute>)> = tables
+    let managed: Vec<(&GroupTable, Vec<Managed<'_>>)> = tables
         .iter()
         .map(|t| {
-            let mut routes: Vec<&VpcRoute> = t
+            let mut routes: Vec<Managed<'_>> = t
                 .routes
                 .iter()
-                .filter(|r| r.route.origin == RouteOrigin::Static && group.owner_of(r).is_some())
+                .map(Managed::Cidr)
+                .chain(t.list_routes.iter().map(Managed::List))
+                .filter(|r| r.is_static() && r.owner(group).is_some())
                 .collect();
             routes.sort();
             (*t, routes)
@@ -301,7 +347,7 @@ pub fn decide(
     // The priority scope.
     let recorded = state.active.clone().filter(|a| group.member(a).is_some());
     let global_current = recorded.or_else(|| {
-        let mut routes: Vec<&VpcRoute> = managed
+        let mut routes: Vec<Managed<'_>> = managed
             .iter()
             .filter(|(t, _)| follows_priority(t))
             .flat_map(|(_, r)| r.iter().copied())
@@ -315,7 +361,7 @@ pub fn decide(
     let mut pending = ctx.pending(&by_priority, &global);
 
     // Every table's choice.
-    let mut choices: Vec<(&GroupTable, &Vec<&VpcRoute>, Choice)> = Vec::new();
+    let mut choices: Vec<(&GroupTable, &Vec<Managed<'_>>, Choice)> = Vec::new();
     for (table, routes) in &managed {
         if follows_priority(table) {
             choices.push((table, routes, global.clone()));
@@ -349,6 +395,7 @@ pub fn decide(
         .moved_at
         .is_some_and(|at| now.saturating_sub(at) < crate::desire::SETTLE_SECS);
     let mut moves = Vec::new();
+    let mut list_moves = Vec::new();
     let mut targets = BTreeMap::new();
     for (table, routes, choice) in &choices {
         let Some(target_id) = choice.target() else {
@@ -359,7 +406,7 @@ pub fn decide(
         };
         targets.insert(table.table.id.clone(), target_id.to_owned());
         for r in routes.iter() {
-            let owner = group.owner_of(r).map(|m| m.instance_id.as_str());
+            let owner = r.owner(group).map(|m| m.instance_id.as_str());
             if owner == Some(target_id) {
                 continue;
             }
@@ -385,19 +432,29 @@ pub fn decide(
                 ),
                 Choice::NoHealthy { .. } => continue,
             };
-            moves.push(Change {
-                key: RouteKey {
-                    table: r.route.key.table.clone(),
-                    destination: r.route.key.destination,
-                },
-                op: ChangeOp::Replace,
-                target: target.route_target(),
-                previous: Some(r.route.target.clone()),
-                reason: ChangeReason::Other(why),
-            });
+            match r {
+                Managed::Cidr(c) => moves.push(Change {
+                    key: RouteKey {
+                        table: c.route.key.table.clone(),
+                        destination: c.route.key.destination,
+                    },
+                    op: ChangeOp::Replace,
+                    target: target.route_target(),
+                    previous: Some(r.target().clone()),
+                    reason: ChangeReason::Other(why),
+                }),
+                Managed::List(l) => list_moves.push(ListMove {
+                    table: table.table.clone(),
+                    prefix_list_id: l.prefix_list_id.clone(),
+                    target: target.route_target(),
+                    previous: r.target().clone(),
+                    reason: why,
+                }),
+            }
         }
     }
     moves.sort();
+    list_moves.sort();
 
     // The kind: one member change anywhere makes the group's decision.
     let all: Vec<&Choice> = std::iter::once(&global)
@@ -423,16 +480,45 @@ pub fn decide(
         DecisionKind::None
     };
 
-    let reason = explain(&ctx, kind, &global, &all, &moves, input);
+    let reason = explain(&ctx, kind, &global, &all, moves.len() + list_moves.len(), input);
 
+    // Members the routes point at now, and once the moves are made: a
+    // terminated member is remembered while either holds one of its routes.
+    let owners_now: BTreeSet<&str> = managed
+        .iter()
+        .flat_map(|(_, r)| r.iter())
+        .filter_map(|r| r.owner(group).map(|m| m.instance_id.as_str()))
+        .collect();
+    let moved_away: BTreeSet<(&str, String)> = moves
+        .iter()
+        .map(|c| (c.key.table.id.as_str(), c.key.destination.to_string()))
+        .chain(
+            list_moves
+                .iter()
+                .map(|l| (l.table.id.as_str(), l.prefix_list_id.clone())),
+        )
+        .collect();
+    let owners_after: BTreeSet<&str> = managed
+        .iter()
+        .flat_map(|(t, r)| r.iter().map(move |r| (t, r)))
+        .filter_map(|(t, r)| {
+            let key = (t.table.id.as_str(), r.destination());
+            if moved_away.contains(&key) {
+                targets.get(&t.table.id).map(String::as_str)
+            } else {
+                r.owner(group).map(|m| m.instance_id.as_str())
+            }
+        })
+        .collect();
     let mut next = GroupState {
+        members: records(group, &owners_now),
         initialized: true,
         active: active.clone(),
         tables: BTreeMap::new(),
         healthy_since: since.clone(),
         pinned: pinned.clone(),
         no_healthy_alerted: kind == DecisionKind::NoHealthyMember,
-        moved_at: if moves.is_empty() {
+        moved_at: if moves.is_empty() && list_moves.is_empty() {
             state.moved_at
         } else {
             Some(now)
@@ -452,10 +538,16 @@ pub fn decide(
             }
         }
     }
+    let after = records(group, &owners_after);
+    let settled = (after != next.members).then(|| GroupState {
+        members: after,
+        ..next.clone()
+    });
     let notify = match kind {
         DecisionKind::Failover | DecisionKind::Failback => true,
         DecisionKind::NoHealthyMember => !state.no_healthy_alerted,
-        DecisionKind::None => !moves.is_empty(),
+        // Drift of CIDR routes (prefix-list moves are reported with them).
+        DecisionKind::None => !moves.is_empty() || !list_moves.is_empty(),
         DecisionKind::Locked => false,
     };
     let member_reports = members
@@ -467,8 +559,32 @@ pub fn decide(
             healthy: m.healthy(),
             health: m.health(),
             healthy_for_seconds: since.get(&m.instance_id).map(|s| now.saturating_sub(*s)),
+            faults: m.faults(),
+            addresses: m.addresses.clone(),
+            gone: m.gone,
         })
         .collect();
+    let mut failed: Vec<FailedMember> = Vec::new();
+    let mut add_failed = |id: &str| {
+        if let Some(m) = ctx.member(id)
+            && !failed.iter().any(|f| f.instance_id == id)
+        {
+            failed.push(FailedMember {
+                instance_id: id.to_owned(),
+                faults: m.faults(),
+            });
+        }
+    };
+    match kind {
+        DecisionKind::NoHealthyMember => members.iter().for_each(|m| add_failed(&m.instance_id)),
+        _ => {
+            for c in &all {
+                if let Choice::Failover { from, .. } = c {
+                    add_failed(from);
+                }
+            }
+        }
+    }
     Ok(Decision {
         kind,
         mode: group.mode,
@@ -477,12 +593,15 @@ pub fn decide(
         active,
         targets,
         moves,
+        list_moves,
+        failed,
         managed_routes,
         reason,
         pending_failback: pending,
         members: member_reports,
         notify,
         state: next,
+        settled,
     })
 }
 
@@ -491,7 +610,7 @@ fn explain(
     kind: DecisionKind,
     global: &Choice,
     all: &[&Choice],
-    moves: &[Change],
+    moved: usize,
     input: &DecideInput,
 ) -> String {
     let health = |id: &str| {
@@ -545,10 +664,10 @@ fn explain(
         }
         DecisionKind::None | DecisionKind::Locked => {
             let on = global.target().unwrap_or("-");
-            if moves.is_empty() {
+            if moved == 0 {
                 format!("{on} is active; routes in place")
             } else {
-                format!("{on} is active; {} drifted routes repointed", moves.len())
+                format!("{on} is active; {moved} drifted routes repointed")
             }
         }
     }

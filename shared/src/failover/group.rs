@@ -4,8 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{TAG_GROUP, TAG_MODE, TAG_PRIORITY};
-use crate::model::{RouteTableRef, RouteTarget};
+use super::health::{
+    HealthFault, MemberAlarm, MissingData, TAG_HEALTH_ALARM, TAG_HEALTH_MISSING, alarm_names,
+};
+use super::{AlarmReading, TAG_GROUP, TAG_MODE, TAG_PRIORITY};
+use crate::model::{RouteOrigin, RouteState, RouteTableRef, RouteTarget};
 use crate::topology::{Instance, InstanceState, VpcRoute, VpcRouteTable};
 
 /// How a group chooses the member of each route table.
@@ -48,34 +51,109 @@ pub struct Member {
     pub interfaces: Vec<String>,
     /// Primary network interface: where the group's routes point.
     pub primary_interface: Option<String>,
+    /// Private IP addresses of its interfaces (for reports: a replacement
+    /// appliance has new ones).
+    pub addresses: Vec<String>,
+    /// Its health alarms' names (`lbgp:health-alarm`).
+    pub alarm_names: Vec<String>,
+    /// Its health alarms as read (empty until [`Group::attach_alarms`]).
+    pub alarms: Vec<MemberAlarm>,
+    /// What an alarm without data means (`lbgp:health-missing`).
+    pub missing: MissingData,
+    /// Only remembered: terminated and no longer described by EC2; its
+    /// routes are the `blackhole` ones toward the interfaces the group's
+    /// state remembers.
+    pub gone: bool,
 }
 
 impl Member {
-    /// Running, no status check impaired, and no state-change event saying
-    /// otherwise.
+    /// Running, no status check impaired, no state-change event saying
+    /// otherwise, and no health alarm failing.
     pub fn healthy(&self) -> bool {
-        self.event_state.is_none_or(|s| s == InstanceState::Running)
+        self.faults().is_empty()
+    }
+
+    /// What makes the member unhealthy, every source that fails (empty:
+    /// healthy).
+    pub fn faults(&self) -> Vec<HealthFault> {
+        if self.gone {
+            return vec![HealthFault::Gone];
+        }
+        let mut faults = Vec::new();
+        match self.state {
+            None => faults.push(HealthFault::StateUnknown),
+            Some(InstanceState::Running) => {}
+            Some(state) => faults.push(HealthFault::State {
+                state,
+                from_event: false,
+            }),
+        }
+        if let Some(state) = self.event_state.filter(|s| *s != InstanceState::Running)
             && self.state == Some(InstanceState::Running)
-            && !self.instance_impaired
-            && !self.system_impaired
+        {
+            faults.push(HealthFault::State {
+                state,
+                from_event: true,
+            });
+        }
+        for (impaired, check) in [
+            (self.instance_impaired, "instance"),
+            (self.system_impaired, "system"),
+        ] {
+            if impaired {
+                faults.push(HealthFault::StatusCheck {
+                    check: check.to_owned(),
+                });
+            }
+        }
+        for alarm in self.alarms.iter().filter(|a| a.fails(self.missing)) {
+            faults.push(HealthFault::Alarm {
+                alarm: alarm.name.clone(),
+                state: alarm.reading.as_ref().map(|r| r.state),
+                reason: alarm.reading.as_ref().and_then(|r| r.reason.clone()),
+                from_event: alarm.from_event,
+            });
+        }
+        faults
     }
 
     /// Health in words, for reports and notifications.
     pub fn health(&self) -> String {
-        match self.state {
-            None => return "state unknown".to_owned(),
-            Some(InstanceState::Running) => {}
-            Some(other) => return other.as_aws().to_owned(),
+        let faults = self.faults();
+        match faults.first() {
+            None => return "running".to_owned(),
+            // Not running: that says it all.
+            Some(f @ (HealthFault::Gone | HealthFault::StateUnknown | HealthFault::State { .. })) => {
+                return f.to_string();
+            }
+            Some(_) => {}
         }
-        if let Some(s) = self.event_state.filter(|s| *s != InstanceState::Running) {
-            return format!("{s} (state-change event)");
+        let mut words: Vec<String> = Vec::new();
+        let checks: Vec<&str> = faults
+            .iter()
+            .filter_map(|f| match f {
+                HealthFault::StatusCheck { check } => Some(check.as_str()),
+                _ => None,
+            })
+            .collect();
+        match checks.as_slice() {
+            [] => {}
+            [one] => words.push(format!("{one} status check impaired")),
+            _ => words.push("instance and system status checks impaired".to_owned()),
         }
-        match (self.instance_impaired, self.system_impaired) {
-            (false, false) => "running".to_owned(),
-            (true, false) => "running, instance status check impaired".to_owned(),
-            (false, true) => "running, system status check impaired".to_owned(),
-            (true, true) => "running, instance and system status checks impaired".to_owned(),
-        }
+        words.extend(
+            faults
+                .iter()
+                .filter(|f| matches!(f, HealthFault::Alarm { .. }))
+                .map(|f| {
+                    let mut text = f.to_string();
+                    if let HealthFault::Alarm { from_event: true, .. } = f {
+                        text.push_str(" (alarm event)");
+                    }
+                    text
+                }),
+        );
+        format!("running, {}", words.join("; "))
     }
 
     /// Where a route to this member points: its primary network interface
@@ -88,7 +166,7 @@ impl Member {
     }
 
     /// True when `id` is this instance or one of its interfaces.
-    pub(super) fn answers_to(&self, id: &str) -> bool {
+    pub fn answers_to(&self, id: &str) -> bool {
         self.instance_id == id
             || self.interfaces.iter().any(|i| i == id)
             || self.primary_interface.as_deref() == Some(id)
@@ -209,6 +287,16 @@ pub fn groups_from_instances(instances: &[Instance]) -> Vec<Group> {
         let mut interfaces = i.interface_ids.clone();
         interfaces.sort();
         interfaces.dedup();
+        let missing = match i.tags.get(TAG_HEALTH_MISSING).map(|v| v.trim()) {
+            None | Some("") => MissingData::default(),
+            Some(v) => MissingData::from_tag(v).unwrap_or_else(|| {
+                group.warnings.push(format!(
+                    "{}: {TAG_HEALTH_MISSING}={v:?} is not unhealthy or ignore; unhealthy assumed",
+                    i.id
+                ));
+                MissingData::Unhealthy
+            }),
+        };
         group.members.push(Member {
             instance_id: i.id.clone(),
             priority,
@@ -220,6 +308,15 @@ pub fn groups_from_instances(instances: &[Instance]) -> Vec<Group> {
             event_state: None,
             interfaces,
             primary_interface: i.primary_interface_id.clone(),
+            addresses: i.private_addresses.clone(),
+            alarm_names: i
+                .tags
+                .get(TAG_HEALTH_ALARM)
+                .map(|t| alarm_names(t))
+                .unwrap_or_default(),
+            alarms: vec![],
+            missing,
+            gone: false,
         });
     }
     for (name, group) in &mut groups {
@@ -246,7 +343,13 @@ impl Group {
     /// The group's VPC: `None` when no member has one (all terminated), an
     /// error when members sit in several.
     pub fn vpc(&self) -> Result<Option<String>, DecideError> {
-        let vpcs: BTreeSet<&str> = self.members.iter().filter_map(|m| m.vpc_id.as_deref()).collect();
+        // A member only remembered says where it was, not where the group is.
+        let vpcs: BTreeSet<&str> = self
+            .members
+            .iter()
+            .filter(|m| !m.gone)
+            .filter_map(|m| m.vpc_id.as_deref())
+            .collect();
         match vpcs.len() {
             0 => Ok(None),
             1 => Ok(vpcs.into_iter().next().map(str::to_owned)),
@@ -264,20 +367,104 @@ impl Group {
 
     /// The member a route points at, by instance id or network interface.
     pub fn owner_of(&self, route: &VpcRoute) -> Option<&Member> {
-        let ids = [
-            route.instance_id.as_deref(),
-            route.network_interface_id.as_deref(),
-            match &route.route.target {
-                RouteTarget::Instance(id) | RouteTarget::NetworkInterface(id) => Some(id.as_str()),
-                _ => None,
-            },
-        ];
-        // The instance id decides first: a route to a secondary interface
-        // still points at that instance.
-        ids.into_iter()
-            .flatten()
-            .find_map(|id| self.members.iter().find(|m| m.answers_to(id)))
+        self.owner_by_ids(
+            [
+                route.instance_id.as_deref(),
+                route.network_interface_id.as_deref(),
+            ],
+            &route.route.target,
+            route.route.state,
+        )
     }
+
+    /// The member a prefix-list route points at.
+    pub fn owner_of_list_route(&self, route: &ListRoute) -> Option<&Member> {
+        self.owner_by_ids(
+            [
+                route.instance_id.as_deref(),
+                route.network_interface_id.as_deref(),
+            ],
+            &route.target,
+            route.state,
+        )
+    }
+
+    fn owner_by_ids(
+        &self,
+        ids: [Option<&str>; 2],
+        target: &RouteTarget,
+        state: RouteState,
+    ) -> Option<&Member> {
+        let target = match target {
+            RouteTarget::Instance(id) | RouteTarget::NetworkInterface(id) => Some(id.as_str()),
+            _ => None,
+        };
+        // The instance id decides first: a route to a secondary interface
+        // still points at that instance. A member only remembered owns the
+        // routes that are blackholes: an active route toward one of its old
+        // interfaces goes to something alive that is not in the group.
+        ids.into_iter().chain([target]).flatten().find_map(|id| {
+            self.members
+                .iter()
+                .find(|m| m.answers_to(id) && (!m.gone || state == RouteState::Blackhole))
+        })
+    }
+
+    /// Gives each member the state of its health alarms (`readings`, by
+    /// name, as read in its region); an alarm absent from `readings` does
+    /// not exist.
+    /// A name that matches no alarm is reported in the group's warnings
+    /// (a typo in the tag reads as an appliance that stopped reporting).
+    pub fn attach_alarms(&mut self, readings: &BTreeMap<String, AlarmReading>) {
+        for m in &mut self.members {
+            for name in m.alarm_names.iter().filter(|n| !readings.contains_key(*n)) {
+                let counted = match m.missing {
+                    MissingData::Unhealthy => "the member counts as unhealthy",
+                    MissingData::Ignore => "ignored",
+                };
+                self.warnings.push(format!(
+                    "{}: {TAG_HEALTH_ALARM} names alarm {name:?}, which does not exist in its region; \
+                     missing data, so {counted} ({TAG_HEALTH_MISSING})",
+                    m.instance_id
+                ));
+            }
+            m.alarms = m
+                .alarm_names
+                .iter()
+                .map(|name| MemberAlarm {
+                    name: name.clone(),
+                    reading: readings.get(name).cloned(),
+                    from_event: false,
+                })
+                .collect();
+        }
+    }
+
+    /// True when a member names `alarm` as a health alarm.
+    pub fn watches_alarm(&self, alarm: &str) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.alarm_names.iter().any(|n| n == alarm))
+    }
+}
+
+/// A route whose destination is a managed prefix list
+/// (`DestinationPrefixListId`), as the watcher sees it: moved like a CIDR
+/// route when it points at a member.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListRoute {
+    /// `pl-…`.
+    pub prefix_list_id: String,
+    /// Where it points.
+    pub target: RouteTarget,
+    /// Active or blackhole.
+    pub state: RouteState,
+    /// Static (the only kind moved) or propagated.
+    pub origin: RouteOrigin,
+    /// Instance id, when the target is (on) an instance.
+    pub instance_id: Option<String>,
+    /// Network interface id, when the target is an interface.
+    pub network_interface_id: Option<String>,
 }
 
 /// A VPC route table as the watcher sees it.
@@ -291,6 +478,8 @@ pub struct GroupTable {
     pub zone: Option<String>,
     /// Its routes.
     pub routes: Vec<VpcRoute>,
+    /// Its prefix-list routes.
+    pub list_routes: Vec<ListRoute>,
 }
 
 /// The AZ a route table serves: the one AZ of all its explicitly associated
@@ -329,6 +518,13 @@ impl GroupTable {
             zone: table_zone(table.main, &table.subnet_ids, zones),
             vpc_id: table.vpc_id,
             routes: table.routes,
+            list_routes: vec![],
         }
+    }
+
+    /// The same table with its prefix-list routes.
+    pub fn with_list_routes(mut self, list_routes: Vec<ListRoute>) -> GroupTable {
+        self.list_routes = list_routes;
+        self
     }
 }

@@ -19,16 +19,30 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::FailbackPolicy;
+use crate::model::{RouteTableRef, RouteTarget};
 use crate::plan::Change;
+use crate::report::ChangeReport;
 use crate::topology::InstanceState;
 
 mod decide;
 mod group;
+mod health;
+#[cfg(test)]
+mod health_tests;
+mod memory;
+#[cfg(test)]
+mod prop_tests;
 #[cfg(test)]
 mod tests;
 
 pub use decide::decide;
-pub use group::{DecideError, FailoverMode, Group, GroupTable, Member, groups_from_instances, table_zone};
+pub use group::{
+    DecideError, FailoverMode, Group, GroupTable, ListRoute, Member, groups_from_instances, table_zone,
+};
+pub use health::{
+    AlarmReading, AlarmState, HealthFault, MemberAlarm, MissingData, TAG_HEALTH_ALARM, TAG_HEALTH_MISSING,
+    alarm_names, newer,
+};
 
 /// Tag naming an instance's failover group.
 pub const TAG_GROUP: &str = "lbgp:failover-group";
@@ -66,6 +80,36 @@ pub struct GroupState {
     /// soon after are not "drift" to repair again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_at: Option<u64>,
+    /// What the group knows of each member beyond what EC2 shows: its
+    /// interfaces and addresses, so that the routes toward a member that
+    /// was terminated (its primary interface deleted with it, the routes
+    /// `blackhole`) are still found and moved. A terminated member is
+    /// forgotten once no route points at it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub members: BTreeMap<String, MemberRecord>,
+}
+
+/// A member as the group remembers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// Its network interfaces.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Its primary interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    /// Its private addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// Its VPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc: Option<String>,
+    /// Its AZ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub az: Option<String>,
+    /// Its priority.
+    #[serde(default)]
+    pub priority: i64,
 }
 
 /// A state-change event about one instance.
@@ -75,6 +119,15 @@ pub struct MemberEvent {
     pub instance_id: String,
     /// Its new state.
     pub state: InstanceState,
+}
+
+/// A health alarm's change of state that triggered the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmEvent {
+    /// The alarm's new state, reason and time.
+    pub reading: AlarmReading,
+    /// The state it left, when the event says.
+    pub previous: Option<AlarmState>,
 }
 
 /// Everything besides the group, its tables and its state that a decision
@@ -87,6 +140,8 @@ pub struct DecideInput {
     pub policy: FailbackPolicy,
     /// The state-change event that triggered the run, if any.
     pub event: Option<MemberEvent>,
+    /// The alarm event that triggered the run, if any.
+    pub alarm: Option<AlarmEvent>,
     /// The operator's `activate` instance, if this run is an operator switch
     /// of this group.
     pub activate: Option<String>,
@@ -150,6 +205,55 @@ pub struct MemberReport {
     /// Seconds of uninterrupted health (healthy members).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthy_for_seconds: Option<u64>,
+    /// What fails, source by source (unhealthy members).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<HealthFault>,
+    /// Its private addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// Only remembered: terminated and no longer described.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
+}
+
+/// A member the routes moved away from, and why (the response's `failed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedMember {
+    /// `i-…`.
+    pub instance_id: String,
+    /// Every source that failed.
+    pub faults: Vec<HealthFault>,
+}
+
+/// A prefix-list route to repoint (one `ReplaceRoute` with
+/// `DestinationPrefixListId`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ListMove {
+    /// The table.
+    pub table: RouteTableRef,
+    /// `pl-…`.
+    pub prefix_list_id: String,
+    /// The new target.
+    pub target: RouteTarget,
+    /// The target before.
+    pub previous: RouteTarget,
+    /// Why.
+    pub reason: String,
+}
+
+impl ListMove {
+    /// As the response's `changes` list it: the prefix list as destination.
+    pub fn report(&self) -> ChangeReport {
+        ChangeReport {
+            op: "replace".to_owned(),
+            region: self.table.region.to_string(),
+            route_table_id: self.table.id.clone(),
+            destination: self.prefix_list_id.clone(),
+            target: self.target.to_string(),
+            previous_target: Some(self.previous.to_string()),
+            reason: self.reason.clone(),
+        }
+    }
 }
 
 /// The decision for one group.
@@ -171,6 +275,10 @@ pub struct Decision {
     /// One replace per managed route not pointing at its table's member,
     /// sorted.
     pub moves: Vec<Change>,
+    /// The same for prefix-list routes, sorted.
+    pub list_moves: Vec<ListMove>,
+    /// The members the routes moved away from, and why (failovers).
+    pub failed: Vec<FailedMember>,
     /// Managed routes found.
     pub managed_routes: usize,
     /// Why, in one sentence.
@@ -182,8 +290,13 @@ pub struct Decision {
     /// Publish a notification (failover, failback, the first "no healthy
     /// member" of an outage, a drift repair).
     pub notify: bool,
-    /// The state to save.
+    /// The state to save (first: before any route moves).
     pub state: GroupState,
+    /// The state to save once every move is acknowledged, when it differs:
+    /// members terminated and forgotten because no route points at them any
+    /// more. Until then the state keeps them, so a run cut short (deadline,
+    /// crash) still finds their blackhole routes.
+    pub settled: Option<GroupState>,
 }
 
 impl Decision {

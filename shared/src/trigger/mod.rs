@@ -25,6 +25,9 @@ pub const ROUTING_UPDATE: &str = "Network Manager Routing Update";
 /// `detail-type` of Network Manager's topology changes (attachments,
 /// peerings, VPN connections of a global network).
 pub const TOPOLOGY_CHANGE: &str = "Network Manager Topology Change";
+/// `detail-type` of CloudWatch's alarm state changes (source
+/// `aws.cloudwatch`).
+pub const ALARM_CHANGE: &str = "CloudWatch Alarm State Change";
 
 /// A manual invocation: `{"dry_run": bool, "force": bool}`, plus the
 /// failover watcher's operator switch `{"group": "…", "activate": "i-…"}`.
@@ -49,6 +52,31 @@ pub struct ManualInvoke {
     /// invocation continues it at once.
     #[serde(default)]
     pub follow_up: Option<FollowUp>,
+    /// The injector's cutover or rollback of one VPC.
+    #[serde(default)]
+    pub migrate: Option<MigrateRequest>,
+    /// The injector's adoption of the old tooling's overlay routes of one
+    /// VPC.
+    #[serde(default)]
+    pub adopt: Option<AdoptRequest>,
+}
+
+/// `{"migrate": {"vpc": "vpc-…", "to": "migrated" | "legacy"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateRequest {
+    /// The VPC.
+    pub vpc: String,
+    /// Where it goes.
+    pub to: crate::migrate::MigrationState,
+}
+
+/// `{"adopt": {"vpc": "vpc-…"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptRequest {
+    /// The VPC whose tables' matching routes become ours.
+    pub vpc: String,
 }
 
 /// What a follow-up invocation continues.
@@ -90,6 +118,20 @@ pub struct UpdatedRoute {
     pub route_type: String,
 }
 
+/// A CloudWatch alarm's change of state: a member's health source moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmChange {
+    /// The alarm's region (alarms are regional: the member's region).
+    pub region: Region,
+    /// `detail.alarmName`.
+    pub alarm_name: String,
+    /// `detail.state.value`, with its reason and time.
+    pub state: AlarmReading,
+    /// `detail.previousState.value`, when the event says.
+    pub previous: Option<AlarmState>,
+}
+
+use crate::failover::{AlarmReading, AlarmState};
 pub use crate::topology::InstanceState;
 
 /// Why the function runs.
@@ -119,6 +161,8 @@ pub enum Trigger {
     Manual(ManualInvoke),
     /// A Network Manager routing update or topology change.
     RoutingUpdate(RoutingUpdate),
+    /// A CloudWatch alarm changed state.
+    AlarmChange(AlarmChange),
 }
 
 impl Trigger {
@@ -129,8 +173,11 @@ impl Trigger {
             Trigger::ApiCall { event_name, .. } => format!("api_call:{event_name}"),
             Trigger::StateChange { state, .. } => format!("state_change:{state:?}").to_lowercase(),
             Trigger::Manual(m) if m.follow_up.is_some() => "follow_up".to_owned(),
+            Trigger::Manual(m) if m.migrate.is_some() => "migrate".to_owned(),
+            Trigger::Manual(m) if m.adopt.is_some() => "adopt".to_owned(),
             Trigger::Manual(_) => "manual".to_owned(),
             Trigger::RoutingUpdate(u) => format!("routing_update:{}", u.change_type),
+            Trigger::AlarmChange(a) => format!("alarm_change:{}", a.state.state.as_aws().to_lowercase()),
         }
     }
 
@@ -139,6 +186,7 @@ impl Trigger {
         match self {
             Trigger::ApiCall { region, .. } | Trigger::StateChange { region, .. } => Some(region),
             Trigger::RoutingUpdate(u) => Some(&u.region),
+            Trigger::AlarmChange(a) => Some(&a.region),
             Trigger::Scheduled | Trigger::Manual(_) => None,
         }
     }
@@ -166,6 +214,9 @@ pub struct Subscriptions {
     /// Whether Network Manager routing updates and topology changes are
     /// acted on (as wake-ups).
     pub routing_updates: bool,
+    /// Whether CloudWatch alarm state changes are acted on (failover
+    /// members' health alarms).
+    pub alarm_changes: bool,
 }
 
 /// A payload that is neither a known event shape nor a valid manual invoke.
@@ -202,6 +253,25 @@ pub fn classify(payload: &Value, subs: Subscriptions) -> Result<Classified, Malf
             .map_err(|e| malformed(format!("not a valid manual invoke: {e}")))?;
         if manual.group.is_some() != manual.activate.is_some() {
             return Err(malformed("\"group\" and \"activate\" go together"));
+        }
+        let commands = usize::from(manual.activate.is_some())
+            + usize::from(manual.migrate.is_some())
+            + usize::from(manual.adopt.is_some());
+        if commands > 1 {
+            return Err(malformed(
+                "one command at a time: \"activate\", \"migrate\" or \"adopt\"",
+            ));
+        }
+        let vpcs = manual
+            .migrate
+            .as_ref()
+            .map(|m| &m.vpc)
+            .into_iter()
+            .chain(manual.adopt.as_ref().map(|a| &a.vpc));
+        for vpc in vpcs {
+            if !vpc.starts_with("vpc-") || vpc.len() < 5 {
+                return Err(malformed(format!("{vpc:?} is not a VPC id (vpc-…)")));
+            }
         }
         return Ok(Classified::Handle(Trigger::Manual(manual)));
     }
@@ -284,6 +354,16 @@ pub fn classify(payload: &Value, subs: Subscriptions) -> Result<Classified, Malf
                 });
             }
             Ok(Classified::Handle(Trigger::RoutingUpdate(update)))
+        }
+        ALARM_CHANGE if event.source == "aws.cloudwatch" => {
+            let change = envelope::alarm_change(&event, region)?;
+            if !subs.alarm_changes {
+                return Ok(Classified::Ignore {
+                    reason: "CloudWatch alarm state changes are not something this function acts on"
+                        .to_owned(),
+                });
+            }
+            Ok(Classified::Handle(Trigger::AlarmChange(change)))
         }
         other => Ok(Classified::Ignore {
             reason: format!("events of type {other:?} are not something this function acts on"),

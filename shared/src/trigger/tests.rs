@@ -9,6 +9,7 @@ const SUBS: Subscriptions = Subscriptions {
     api_calls: &["CreateRoute"],
     state_changes: true,
     routing_updates: false,
+    alarm_changes: true,
 };
 
 fn envelope(detail_type: &str, detail: Value) -> Value {
@@ -150,5 +151,74 @@ proptest! {
         if let Ok(Classified::Handle(_)) = classify(&payload, SUBS) {
             prop_assert!(payload.is_object());
         }
+    }
+}
+
+fn alarm_event(detail: Value) -> Value {
+    let mut e = envelope(ALARM_CHANGE, detail);
+    e["source"] = json!("aws.cloudwatch");
+    e
+}
+
+#[test]
+fn alarm_state_changes() {
+    let event = alarm_event(json!({
+        "alarmName": "vpn-a-tunnel",
+        "previousState": {"value": "OK", "reason": "up", "timestamp": "2026-11-20T09:31:02.117+0000"},
+        "state": {"value": "ALARM", "reason": "Threshold Crossed", "timestamp": "2026-11-20T10:05:12.504+0000"}
+    }));
+    let Classified::Handle(Trigger::AlarmChange(change)) = classify(&event, SUBS).unwrap() else {
+        panic!("not an alarm change")
+    };
+    assert_eq!(change.region.as_str(), "eu-west-1");
+    assert_eq!(change.alarm_name, "vpn-a-tunnel");
+    assert_eq!(change.state.state, AlarmState::Alarm);
+    assert_eq!(change.state.reason.as_deref(), Some("Threshold Crossed"));
+    assert_eq!(change.state.updated_ms, Some(1_795_169_112_504));
+    assert_eq!(change.previous, Some(AlarmState::Ok));
+    assert_eq!(Trigger::AlarmChange(change).label(), "alarm_change:alarm");
+
+    // Not subscribed: ignored, still parsed (a malformed one is an error).
+    let off = Subscriptions {
+        alarm_changes: false,
+        ..SUBS
+    };
+    assert!(matches!(
+        classify(&event, off).unwrap(),
+        Classified::Ignore { .. }
+    ));
+    for bad in [
+        json!({"state": {"value": "ALARM"}}),
+        json!({"alarmName": "", "state": {"value": "ALARM"}}),
+        json!({"alarmName": "a"}),
+        json!({"alarmName": "a", "state": {"value": "FIRING"}}),
+    ] {
+        assert!(classify(&alarm_event(bad.clone()), SUBS).is_err(), "{bad}");
+    }
+    // Another source with the same detail-type is not CloudWatch's.
+    let mut spoof = event.clone();
+    spoof["source"] = json!("my.app");
+    assert!(matches!(
+        classify(&spoof, SUBS).unwrap(),
+        Classified::Ignore { .. }
+    ));
+}
+
+#[test]
+fn cloudwatch_timestamps() {
+    use super::envelope::cloudwatch_millis;
+    assert_eq!(cloudwatch_millis("1970-01-01T00:00:00.000+0000"), Some(0));
+    assert_eq!(cloudwatch_millis("1970-01-01T00:00:01Z"), Some(1_000));
+    assert_eq!(
+        cloudwatch_millis("2026-11-20T10:05:12.504+0000"),
+        Some(1_795_169_112_504)
+    );
+    assert_eq!(
+        cloudwatch_millis("2026-11-20T11:05:12.504+01:00"),
+        cloudwatch_millis("2026-11-20T10:05:12.504Z")
+    );
+    assert_eq!(cloudwatch_millis("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
+    for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-11-20 10:05:12"] {
+        assert_eq!(cloudwatch_millis(bad), None, "{bad}");
     }
 }

@@ -14,7 +14,8 @@ Modules: ``_common`` (helpers), ``settings`` (``/_lbgp/fidelity``),
 ``tgw_search`` (c, 7), ``attachments`` (b, g), ``peering`` (d, 10, 11),
 ``lifecycle`` (1), ``consistency`` (3, the per-request hook),
 ``vpc_routes`` (e, f, g), ``vpc_route_rules`` (4, 5, 9), ``describe`` (g),
-``limits`` (6, 8), ``events`` (12), ``speed`` (no behaviour).
+``limits`` (6, 8), ``events`` (12), ``termination`` (13), ``prefix_lists``
+(14), ``cloudwatch`` (15), ``speed`` (no behaviour).
 
 Gaps and patches (the table in README.md carries the same list):
 
@@ -145,6 +146,16 @@ as in README.md; the timed ones are off by default, see ``settings``):
 11. (tested) a peering side associated with no route table has no Association.
 12. ``patch_event_patterns`` - EventBridge patterns match fields inside
     arrays of objects (same element), and TestEventPattern answers.
+13. ``patch_termination`` (``termination``) - a terminated instance's
+    primary interface is deleted with it, the routes toward it blackholed.
+14. ``patch_prefix_list_routes`` (``prefix_lists``) - prefix-list routes keep
+    their destination for every target (ReplaceRoute finds them).
+15. ``patch_cloudwatch_cbor`` (``cloudwatch``) - CloudWatch answers the
+    Smithy RPC v2 CBOR protocol aws-sdk-rust speaks.
+16. ``patch_managed_prefix_lists`` (``managed_prefix_lists``) - a stale
+    ``CurrentVersion`` is ``PrefixListVersionMismatch``, at most 100 entries
+    a call, entries within ``MaxEntries``, ``MaxEntries`` resizes, the name
+    kept, DescribeRouteTables' ``route.destination-prefix-list-id`` filter.
 
 Not a gap: ``patch_transaction_copies`` (``speed``) makes moto copy a table
 once per DynamoDB transaction instead of once per item; no answer changes.
@@ -157,17 +168,21 @@ from typing import Callable
 from . import settings
 from ._common import BLACKHOLE_INSTANCE_STATES, DEAD_ATTACHMENT_STATES
 from .attachments import patch_tgw_defaults, patch_tgw_propagation
+from .cloudwatch import patch_cloudwatch_cbor
 from .consistency import patch_read_after_write, patch_request_context
 from .events import patch_event_patterns
 from .describe import patch_pagination, patch_tag_filters, patch_tgw_route_table_filters
 from .lifecycle import patch_attachment_lifecycle
 from .limits import patch_describe_limits, patch_sns_message_size
 from .speed import patch_transaction_copies
+from .prefix_lists import patch_prefix_list_routes
+from .managed_prefix_lists import patch_managed_prefix_lists
 from .peering import (
     AccepterSidePeeringAttachment,
     patch_attachment_kinds_and_peering_sides,
     patch_peering_resource_type,
 )
+from .termination import patch_termination
 from .tgw_model import effective_tgw_routes
 from .tgw_routes import patch_replace_transit_gateway_route, patch_tgw_route_attachments
 from .tgw_search import patch_search_transit_gateway_routes
@@ -200,6 +215,10 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("8", patch_sns_message_size),
     ("10", patch_peering_resource_type),
     ("12", patch_event_patterns),
+    ("13", patch_termination),
+    ("14", patch_prefix_list_routes),
+    ("15", patch_cloudwatch_cbor),
+    ("16", patch_managed_prefix_lists),
     ("speed", patch_transaction_copies),
 ]
 

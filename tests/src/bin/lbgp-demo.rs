@@ -3,7 +3,9 @@
 //!
 //! It shows the dry-run plan, the apply, the route tables before and after,
 //! then stops the primary VPN router, delivers its state-change event and
-//! shows the failover. It exits non-zero if anything did not converge.
+//! shows the failover; `lbgpctl plan` confirms the converged mesh and
+//! `lbgpctl status` shows the table. It exits non-zero if anything did not
+//! converge.
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
@@ -144,6 +146,37 @@ async fn invoke(lambda: &mut LocalLambda, payload: Value) -> anyhow::Result<Valu
         Outcome::Response(v) => Ok(v),
         Outcome::Error(e) => bail!("function error: {e}"),
     }
+}
+
+/// Runs the operator's tool, `lbgpctl`, with the functions' environment;
+/// prints what it printed, indented; returns its exit code.
+async fn lbgpctl(vars: &BTreeMap<String, String>, args: &[&str]) -> anyhow::Result<i32> {
+    let binary = dev_binary("lbgpctl");
+    ensure!(
+        binary.exists(),
+        "{} missing: run `cargo build --bins`",
+        binary.display()
+    );
+    println!("  $ lbgpctl {}", args.join(" "));
+    let out = tokio::process::Command::new(&binary)
+        .args(args)
+        .envs(vars)
+        // Its tables say what the functions' warnings would repeat.
+        .env("RUST_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .context("running lbgpctl")?;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        println!("  {line}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.trim().is_empty() {
+        eprintln!("{stderr}");
+    }
+    let code = out.status.code().unwrap_or(-1);
+    println!("  (exit code {code})");
+    Ok(code)
 }
 
 fn count(response: &Value) -> usize {
@@ -341,7 +374,7 @@ async fn main() -> anyhow::Result<()> {
     heading("6. Route tables after");
     route_tables(&env, &vpcs, &names).await?;
 
-    heading("7. Second runs — converged, zero writes");
+    heading("7. Second runs — converged, zero writes; lbgpctl plan agrees");
     env.emulator.reset_calls().await?;
     let second_i = invoke(&mut injector, scheduled()).await?;
     let second_p = invoke(&mut propagator, scheduled()).await?;
@@ -359,6 +392,16 @@ async fn main() -> anyhow::Result<()> {
         "not converged"
     );
     ensure!(writes.is_empty(), "a converged run wrote to EC2: {writes:?}");
+    // The operator's view of the same mesh, from a terminal: the functions'
+    // own plan code with the same LBGP_* settings; exit code 0 = converged.
+    env.emulator.reset_calls().await?;
+    let plan = lbgpctl(&vars, &["plan", "all"]).await?;
+    let wrote = env.emulator.calls().await?.mutating();
+    ensure!(
+        plan == 0,
+        "lbgpctl plan says the converged mesh has changes pending (exit {plan})"
+    );
+    ensure!(wrote.is_empty(), "lbgpctl plan wrote: {wrote:?}");
 
     heading("8. failover-watcher — vpn-a stops");
     ec2.stop_instances().instance_ids(&primary.id).send().await?;
@@ -393,6 +436,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let again = invoke(&mut watcher, event).await?;
     ensure!(count(&again) == 0, "the same event moved routes again");
+
+    heading("9. lbgpctl status — what the table says");
+    let status = lbgpctl(&vars, &["status"]).await?;
+    ensure!(status == 0, "lbgpctl status reports pending work (exit {status})");
 
     heading("Summary");
     let conflicts = applied["conflicts"].as_array().map_or(0, Vec::len);

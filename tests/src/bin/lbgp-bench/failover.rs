@@ -84,7 +84,19 @@ struct WatcherCase {
     /// The minimal client's event → last acknowledged `ReplaceRoute`.
     minimal: f64,
     minimal_reads: u64,
+    /// `DescribeAlarms` calls of the watcher's run.
+    alarm_reads: u64,
 }
+
+/// What fails the primary: its instance stops (the state-change event), or
+/// its tunnel alarm goes to `ALARM` while it runs (the alarm event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailurePath {
+    StateChange,
+    Alarm,
+}
+
+const BENCH_ALARMS: [&str; 2] = ["vpn-primary-tunnel", "vpn-standby-tunnel"];
 
 /// Milliseconds from `since` to the emulator's answer to the last
 /// `ReplaceRoute` in its call log (`answered_at`, wall clock, same machine).
@@ -168,12 +180,31 @@ async fn minimal_failover(env: &TestEnv, failed: &str) -> anyhow::Result<(Durati
 /// per table); the primary is stopped and its state-change event handled
 /// with EC2's pacing and `latency_ms` on EC2. Before it, on the same scene,
 /// the minimal client does the same failover; the routes are then put back.
-async fn watcher_failover(routes: usize) -> anyhow::Result<WatcherCase> {
+/// On the alarm path the members carry tunnel alarms (`lbgp:health-alarm`),
+/// the primary keeps running, its alarm goes to `ALARM` and the alarm's
+/// state-change event is handled, with the same latency on CloudWatch.
+async fn watcher_failover(routes: usize, path: FailurePath) -> anyhow::Result<WatcherCase> {
     let env = TestEnv::new(&[FAILOVER_REGION]).await?;
     let ec2 = env.ec2(FAILOVER_REGION);
+    let cw = failover_fixtures::cloudwatch(&env, FAILOVER_REGION);
     let net = failover_fixtures::router_vpc(&ec2, FAILOVER_REGION, "10.10.0.0/16").await?;
-    let primary = failover_fixtures::launch_router(&ec2, &net.subnets[0], "vpn", Some(200), false).await?;
-    let standby = failover_fixtures::launch_router(&ec2, &net.subnets[1], "vpn", Some(100), false).await?;
+    let (primary, standby) = match path {
+        FailurePath::StateChange => (
+            failover_fixtures::launch_router(&ec2, &net.subnets[0], "vpn", Some(200), false).await?,
+            failover_fixtures::launch_router(&ec2, &net.subnets[1], "vpn", Some(100), false).await?,
+        ),
+        FailurePath::Alarm => {
+            for alarm in BENCH_ALARMS {
+                failover_fixtures::tunnel_alarm(&cw, alarm).await?;
+                failover_fixtures::set_alarm(&cw, alarm, "OK", "tunnel up").await?;
+            }
+            let tagged = |n: usize| [("lbgp:health-alarm", BENCH_ALARMS[n])];
+            (
+                failover_fixtures::launch_member(&ec2, &net.subnets[0], "vpn", 200, &tagged(0)).await?,
+                failover_fixtures::launch_member(&ec2, &net.subnets[1], "vpn", 100, &tagged(1)).await?,
+            )
+        }
+    };
     let mut tables = net.tables.to_vec();
     while tables.len() < routes.div_ceil(50) {
         tables.push(fixtures::create_route_table(&ec2, &net.vpc, &[]).await?);
@@ -229,8 +260,23 @@ async fn watcher_failover(routes: usize) -> anyhow::Result<WatcherCase> {
     if change_count(&settled) != 0 || managed != Some(json!(routes)) {
         bail!("the group did not settle on its {routes} routes: {settled}");
     }
-    failover_fixtures::stop(&ec2, &primary.instance).await?;
-    let latency = json!({"latency_ms": FAILOVER_LATENCY_MS, "services": ["ec2"]});
+    let reason = "Threshold Crossed: 1 out of the last 1 datapoints [0.0] was less than the threshold (1.0)";
+    let (latency, event) = match path {
+        FailurePath::StateChange => {
+            failover_fixtures::stop(&ec2, &primary.instance).await?;
+            (
+                json!({"latency_ms": FAILOVER_LATENCY_MS, "services": ["ec2"]}),
+                failover_fixtures::state_change(FAILOVER_REGION, &primary.instance, "stopped"),
+            )
+        }
+        FailurePath::Alarm => {
+            failover_fixtures::set_alarm(&cw, BENCH_ALARMS[0], "ALARM", reason).await?;
+            (
+                json!({"latency_ms": FAILOVER_LATENCY_MS, "services": ["ec2", "monitoring"]}),
+                failover_fixtures::alarm_change(FAILOVER_REGION, BENCH_ALARMS[0], "OK", "ALARM", reason),
+            )
+        }
+    };
 
     // The minimal client first, twice (the better run counts: its first
     // run opens its connections), each time followed by the routes put back
@@ -253,7 +299,6 @@ async fn watcher_failover(routes: usize) -> anyhow::Result<WatcherCase> {
 
     env.emulator.set_faults(latency).await?;
     env.emulator.reset_calls().await?;
-    let event = failover_fixtures::state_change(FAILOVER_REGION, &primary.instance, "stopped");
     let (start, started) = (Instant::now(), SystemTime::now());
     let response = invoke(event).await?;
     let took = start.elapsed();
@@ -277,6 +322,7 @@ async fn watcher_failover(routes: usize) -> anyhow::Result<WatcherCase> {
         replaces: calls.count("ec2", "ReplaceRoute"),
         minimal,
         minimal_reads,
+        alarm_reads: calls.count("monitoring", "DescribeAlarms"),
     })
 }
 
@@ -370,7 +416,7 @@ pub(crate) async fn failover(options: &Options) -> anyhow::Result<Section> {
     for (routes, scenes) in [(50, 3), (big, 1)] {
         let mut runs = Vec::new();
         for _ in 0..scenes {
-            runs.push(watcher_failover(routes).await?);
+            runs.push(watcher_failover(routes, FailurePath::StateChange).await?);
         }
         runs.sort_by(|a, b| (a.acked / a.minimal).total_cmp(&(b.acked / b.minimal)));
         if scenes > 1 {
@@ -378,6 +424,15 @@ pub(crate) async fn failover(options: &Options) -> anyhow::Result<Section> {
         }
         watcher.push(runs.swap_remove(runs.len() / 2));
     }
+
+    // The alarm path, 50 routes: three scenes, the median by event → ack.
+    let mut alarm_runs = Vec::new();
+    for _ in 0..3 {
+        alarm_runs.push(watcher_failover(50, FailurePath::Alarm).await?);
+    }
+    alarm_runs.sort_by(|a, b| a.acked.total_cmp(&b.acked));
+    let alarm_acks: Vec<f64> = alarm_runs.iter().map(|w| w.acked).collect();
+    let alarm = alarm_runs.swap_remove(1);
 
     let mut md = String::new();
     let mut headlines = Vec::new();
@@ -458,6 +513,55 @@ pub(crate) async fn failover(options: &Options) -> anyhow::Result<Section> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(state_path) = watcher.iter().find(|w| w.routes == 50) {
+        let _ = writeln!(
+            md,
+            "**The alarm path, 50 routes.** The same scene with the members' tunnel alarms \
+             (`lbgp:health-alarm`): the primary keeps running and passing its status checks, its alarm \
+             goes to `ALARM`, and the `CloudWatch Alarm State Change` event is handled, with \
+             `latency_ms: {FAILOVER_LATENCY_MS}` on CloudWatch too. The members' alarms are read in one \
+             `DescribeAlarms` beside the fresh read of the members, so the path adds no round trip \
+             before the writes. Median of 3 scenes ({}).\n",
+            alarm_acks
+                .iter()
+                .map(|a| human_ms(*a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(
+            md,
+            "| path | routes | event → last ack | minimal client (EC2 reads only) | event → response | EC2 reads | DescribeAlarms | ReplaceRoute calls |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
+        for (name, w) in [
+            ("state change (`stopped`)", state_path),
+            ("alarm (`ALARM`)", &alarm),
+        ] {
+            let _ = writeln!(
+                md,
+                "| {name} | {} | **{}** | {} | {} | {} | {} | {} |",
+                w.routes,
+                human_ms(w.acked),
+                human_ms(w.minimal),
+                human_ms(w.took),
+                w.reads,
+                w.alarm_reads,
+                w.replaces
+            );
+        }
+        let ratio = alarm.acked / state_path.acked;
+        let ok = ratio <= 1.10 && alarm.moved == 50;
+        headlines.push(Headline::new(
+            "5. failover, 50 routes, alarm path: event → last ReplaceRoute".to_owned(),
+            format!(
+                "{} vs state-change path {} ({ratio:.2}×)",
+                human_ms(alarm.acked),
+                human_ms(state_path.acked)
+            ),
+            "≤ 1.10× the state-change path",
+            Some(ok),
+        ));
+    }
     let _ = writeln!(
         md,
         "\n**The write path alone, 50 routes.** The same `ReplaceRoute`s without any reads: \

@@ -12,15 +12,19 @@
 //! 5. failover latency (the watcher's handler, paced, at 50 ms emulator latency);
 //! 6. end to end (the release binaries under the local Runtime API);
 //! 7. the write-ahead ledger (a converge from empty with bursts, with the
-//!    protocol before them, and as a naive script would do it).
+//!    protocol before them, and as a naive script would do it);
+//! 8. L-BGP's shortest paths at scale (`LBGP_ROUTING=shortest-path` over 30
+//!    regions in a random partial mesh, beside `direct` on the full mesh).
 //!
 //! One module per section, in the order above (`planner`, `prefix_math`,
-//! `api`, `cold_start` with `startup`, `failover`, `end_to_end`, `ledger`);
+//! `api`, `cold_start` with `startup`, `failover`, `end_to_end`, `ledger`,
+//! `paths`);
 //! `report` holds the summary types, number formats and deterministic
 //! inputs, `mesh` the emulator mesh of sections 3, 6 and 7.
 //!
 //! `lbgp-bench [--out FILE] [--only 1,2,…] [--quick]`; `make bench` builds
-//! what it needs first. `lbgp-bench plan-memory CASE` is the child mode.
+//! what it needs first. `lbgp-bench plan-memory CASE` and `lbgp-bench
+//! paths-memory CASE` are the child modes.
 #![forbid(unsafe_code)]
 
 mod api;
@@ -29,6 +33,7 @@ mod end_to_end;
 mod failover;
 mod ledger;
 mod mesh;
+mod paths;
 mod planner;
 mod prefix_math;
 mod report;
@@ -59,6 +64,10 @@ fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("plan-memory") {
         let name = args.get(1).context("plan-memory needs a case name")?;
         return planner::plan_memory_child(name);
+    }
+    if args.first().map(String::as_str) == Some("paths-memory") {
+        let name = args.get(1).context("paths-memory needs a case name")?;
+        return paths::paths_memory_child(name);
     }
     let options = Options::parse(&args)?;
     tokio::runtime::Builder::new_multi_thread()
@@ -109,7 +118,7 @@ impl Options {
                 "--python" => options.python = PathBuf::from(value()?),
                 "-h" | "--help" => {
                     println!(
-                        "lbgp-bench [--out FILE] [--only 1,2,3,4,5,6,7] [--quick] [--release-dir DIR] [--python PY]"
+                        "lbgp-bench [--out FILE] [--only 1,2,3,4,5,6,7,8] [--quick] [--release-dir DIR] [--python PY]"
                     );
                     std::process::exit(0);
                 }
@@ -136,7 +145,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let mut sections: Vec<(u8, Section)> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     // CPU measurements first, while nothing else of ours runs.
-    for number in 1..=7u8 {
+    for number in 1..=8u8 {
         if !options.wants(number) {
             continue;
         }
@@ -149,7 +158,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
             4 => cold_start::cold_start(&options).await,
             5 => failover::failover(&options).await,
             6 => end_to_end::end_to_end(&options).await,
-            _ => ledger::ledger(&options).await,
+            7 => ledger::ledger(&options).await,
+            _ => paths::paths(&options).await,
         };
         match result {
             Ok(section) => sections.push((number, section)),
@@ -317,7 +327,8 @@ async fn document(
          .venv/bin/python scripts/bench_python.py converge --routes target/bench/ledger-FUNCTION.json \\\n    \
          --table lbgp --home-region us-east-1                            # section 7's naive script\n\
          .venv/bin/python tests/emulator/lbgp_emulator.py --port 0       # one emulator per scenario\n\
-         lbgp-bench plan-memory CASE                                      # one child per planner case\n```\n"
+         lbgp-bench plan-memory CASE                                      # one child per planner case\n\
+         lbgp-bench paths-memory CASE                                     # one child per section 8 case\n```\n"
     );
     let _ = writeln!(
         doc,

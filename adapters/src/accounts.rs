@@ -1,0 +1,182 @@
+//! Member accounts (issue #18): one SDK configuration per member account
+//! other than the home account, whose credentials come from
+//! `sts:AssumeRole` of `LBGP_MEMBER_ROLE` in that account.
+//!
+//! aws-config's [`AssumeRoleProvider`] makes the calls (it ships with
+//! aws-config: no extra feature); it does not cache by itself, so each
+//! member's configuration carries its own lazy identity cache, shared by
+//! every client built from it (all regions of that account): one session
+//! per account, refreshed before the credentials expire.
+//!
+//! An account whose role cannot be assumed (denied, missing, throttled) is
+//! an entry in [`Members::unreadable`] with why, never a failed start: the
+//! core's `accounts::guard` freezes its tables and the rest converges.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use aws_config::identity::IdentityCache;
+use aws_config::sts::AssumeRoleProvider;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use lbgp_core::Region;
+use lbgp_core::accounts::{AccountId, AccountsConfig, Membership, Unreadable};
+
+use crate::Error;
+
+/// The partition of a region, for role ARNs: `aws-cn` in China,
+/// `aws-us-gov` in GovCloud, `aws` elsewhere.
+pub fn partition(region: &Region) -> &'static str {
+    let name = region.as_str();
+    if name.starts_with("cn-") {
+        "aws-cn"
+    } else if name.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The STS session name of `function` (what CloudTrail shows in every
+/// member account): `lbgp-<function>`, cut to STS's 64 characters.
+pub fn session_name(function: &str) -> String {
+    let mut name: String = format!("lbgp-{function}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(64);
+    name
+}
+
+/// The SDK configuration of `account`: the home configuration (region,
+/// retries, timeouts, endpoint) with credentials from assuming the member
+/// role there, cached and refreshed. Makes no call: the first use does.
+pub async fn member_config(
+    home: &SdkConfig,
+    accounts: &AccountsConfig,
+    account: &AccountId,
+    session: &str,
+) -> SdkConfig {
+    let region = home.region().and_then(|r| Region::new(r.as_ref()));
+    let arn = accounts.role_arn(region.as_ref().map_or("aws", partition), account);
+    let mut builder = AssumeRoleProvider::builder(arn)
+        .configure(home)
+        .session_name(session);
+    if let Some(id) = &accounts.external_id {
+        builder = builder.external_id(id);
+    }
+    let provider = builder.build().await;
+    home.to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .identity_cache(IdentityCache::lazy().build())
+        .build()
+}
+
+/// Asks for `config`'s credentials once and checks they are `account`'s:
+/// the role is assumable, and the ARN did not lead elsewhere.
+pub async fn check(config: &SdkConfig, account: &AccountId) -> Result<(), Error> {
+    let region = config
+        .region()
+        .map_or_else(|| "-".to_owned(), |r| r.as_ref().to_owned());
+    let provider = config.credentials_provider().ok_or_else(|| Error::Unexpected {
+        operation: "AssumeRole",
+        region: region.clone(),
+        detail: format!("account {account}: no credentials provider"),
+    })?;
+    let credentials = provider.provide_credentials().await.map_err(|e| Error::Aws {
+        operation: "AssumeRole",
+        region: region.clone(),
+        code: None,
+        source: Box::new(e),
+    })?;
+    match credentials.account_id() {
+        Some(got) if got.as_str() != account.as_str() => Err(Error::Unexpected {
+            operation: "AssumeRole",
+            region,
+            detail: format!(
+                "account {account}: the assumed credentials are account {}'s",
+                got.as_str()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The member accounts of a process: an SDK configuration for each one
+/// whose role could be assumed, and why for each one whose could not.
+#[derive(Debug, Clone, Default)]
+pub struct Members {
+    /// Configurations by account (the home account not included: its
+    /// configuration is the process's own).
+    pub configs: BTreeMap<AccountId, SdkConfig>,
+    /// Accounts whose role could not be assumed, with the error.
+    pub unreadable: Unreadable,
+}
+
+impl Members {
+    /// Builds and checks a configuration for every member but the home
+    /// account, one after the other (STS throttles bursts). A failure is
+    /// recorded for its account and logged, never returned.
+    pub async fn connect(
+        home: &SdkConfig,
+        accounts: &AccountsConfig,
+        membership: &Membership,
+        session: &str,
+    ) -> Members {
+        let mut members = Members::default();
+        for account in membership.others() {
+            let config = member_config(home, accounts, account, session).await;
+            match check(&config, account).await {
+                Ok(()) => {
+                    tracing::info!(account = %account, "member role assumed");
+                    members.configs.insert(account.clone(), config);
+                }
+                Err(e) => {
+                    let why = DisplayErrorContext(&e).to_string();
+                    tracing::warn!(account = %account, error = %why, "member role not assumed; its tables are frozen");
+                    members.unreadable.insert(account.clone(), why);
+                }
+            }
+        }
+        members
+    }
+
+    /// The configuration of `account`, `home` for the home account, `None`
+    /// when it is not a member or could not be assumed.
+    pub fn config<'a>(
+        &'a self,
+        home: &'a SdkConfig,
+        membership: &Membership,
+        account: &AccountId,
+    ) -> Option<&'a SdkConfig> {
+        if account == membership.home() {
+            Some(home)
+        } else {
+            self.configs.get(account)
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_and_session_names() {
+        let p = |r: &str| partition(&Region::new(r).unwrap());
+        assert_eq!(
+            (p("eu-west-1"), p("cn-north-1"), p("us-gov-west-1")),
+            ("aws", "aws-cn", "aws-us-gov")
+        );
+        assert_eq!(session_name("vpc-route-injector"), "lbgp-vpc-route-injector");
+        assert_eq!(session_name("a b/c"), "lbgp-a-b-c");
+        assert_eq!(session_name(&"x".repeat(100)).len(), 64);
+    }
+}
