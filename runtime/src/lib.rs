@@ -11,7 +11,8 @@
 //! group state) within the invocation's deadline; reports; notifies; and
 //! releases, running again while other triggers asked for more.
 //!
-//! - [`reconcile`]: the [`Reconciler`] trait and the loop;
+//! - [`unit`]: the [`Reconciler`] trait, units of work and their plans;
+//! - [`reconcile`]: the loop;
 //! - [`apply`]: write-ahead application of a unit's plan;
 //! - [`budget`]: the deadline and lease margin every EC2 write checks;
 //! - [`app`]: the Lambda handler, built once per process;
@@ -28,6 +29,7 @@ pub mod notify;
 pub mod prefix_lists;
 pub mod read;
 pub mod reconcile;
+pub mod unit;
 
 pub use app::{App, init_tracing};
 pub use budget::Budget;
