@@ -25,7 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::failover::{FailoverMode, Group, GroupState, Member, groups_from_instances, table_zone};
+use crate::failover::{
+    AlarmReading, FailoverMode, Group, GroupState, Member, groups_from_instances, table_zone,
+};
 use crate::model::{DesiredRoute, Region, RouteKey, RouteTableRef, RouteTarget, TableKind};
 use crate::plan::{Change, ChangeOp, OwnershipLedger};
 use crate::prefix::Cidr;
@@ -114,9 +116,34 @@ pub struct LegacyView {
     pub zones: BTreeMap<String, String>,
     /// The failover-watcher's saved state, by (region, group).
     pub states: BTreeMap<(Region, String), GroupState>,
+    /// The routers' health alarms (`lbgp:health-alarm`) as read, by region
+    /// and alarm name: a router whose alarm fails is not healthy, as for
+    /// the watcher.
+    pub alarms: BTreeMap<Region, BTreeMap<String, AlarmReading>>,
     /// Every mesh region was read (the overlay of one region's tables
     /// carries every other region's legacy CIDRs).
     pub complete: bool,
+}
+
+impl LegacyView {
+    /// The failover group `name` of `vpc`'s routers, their health alarms
+    /// attached (members best first), if it has members.
+    pub fn group(&self, vpc: &MeshVpc, name: &str) -> Option<Group> {
+        let members: Vec<Instance> = self
+            .routers
+            .get(&vpc.region)
+            .into_iter()
+            .flatten()
+            .filter(|i| i.vpc_id.as_deref() == Some(vpc.vpc.id.as_str()))
+            .cloned()
+            .collect();
+        let mut group = groups_from_instances(&members)
+            .into_iter()
+            .find(|g| g.name == name)?;
+        let none = BTreeMap::new();
+        group.attach_alarms(self.alarms.get(&vpc.region).unwrap_or(&none));
+        Some(group)
+    }
 }
 
 /// A legacy VPC with its group.
@@ -207,19 +234,7 @@ pub fn overlay(
         if state != Some(MigrationState::Legacy) {
             continue;
         }
-        let group = v.legacy_group().and_then(|name| {
-            let members: Vec<Instance> = legacy
-                .routers
-                .get(&v.region)
-                .into_iter()
-                .flatten()
-                .filter(|i| i.vpc_id.as_deref() == Some(v.vpc.id.as_str()))
-                .cloned()
-                .collect();
-            groups_from_instances(&members)
-                .into_iter()
-                .find(|g| g.name == name)
-        });
+        let group = v.legacy_group().and_then(|name| legacy.group(v, name));
         let state = v
             .legacy_group()
             .and_then(|name| legacy.states.get(&(v.region.clone(), name.to_owned())));

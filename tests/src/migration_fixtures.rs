@@ -26,7 +26,7 @@ pub struct LegacyVpc {
     pub cidr: String,
     /// Its legacy failover group (`lbgp:legacy-group`).
     pub group: String,
-    /// The group's members, in priority order.
+    /// The group's members, preferred first.
     pub routers: Vec<Router>,
     /// Its mesh TGW.
     pub tgw: String,
@@ -60,7 +60,7 @@ pub struct Scene {
     pub propagator: tgw_route_propagator::App,
 }
 
-/// Builds the scene with `members` legacy routers per VPC (priority 1, 2…)
+/// Builds the scene with `members` legacy routers per VPC (the first preferred)
 /// and converges L-BGP (the overlay is not installed yet).
 pub async fn scene(members: usize) -> anyhow::Result<Scene> {
     let env = TestEnv::new(&REGIONS).await?;
@@ -79,7 +79,8 @@ pub async fn scene(members: usize) -> anyhow::Result<Scene> {
             tag(&ec2, &net.vpc, "lbgp:legacy-group", &group).await?;
             let mut routers = Vec::new();
             for m in 0..members {
-                let priority = i64::try_from(m + 1)?;
+                // `lbgp:priority`: higher is preferred; routers[0] first.
+                let priority = i64::try_from(members - m)?;
                 routers.push(launch_router(&ec2, &net.subnets[m % 2], &group, Some(priority), false).await?);
             }
             vpcs.push(LegacyVpc {

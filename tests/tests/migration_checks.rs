@@ -287,6 +287,12 @@ async fn a_legacy_router_failover_leaves_the_injector_nothing_to_write() -> anyh
             .map_err(anyhow::Error::from)
     };
     watch(scheduled()).await?;
+    let t0 = vpc_routes(&ec2, &x.net.tables[0]).await?;
+    ensure!(
+        t0.get(&s.vpcs[1].cidr)
+            .is_some_and(|t| *t == x.routers[0].eni || *t == x.routers[0].instance),
+        "the overlay starts on the preferred router: {t0:?}"
+    );
     stop(&ec2, &x.routers[0].instance).await?;
     let moved = watch(state_change(&x.net.region, &x.routers[0].instance, "stopped")).await?;
     ensure!(moved["errors"].as_array().is_none_or(Vec::is_empty), "{moved}");
@@ -389,5 +395,50 @@ async fn lbgpctl_traces_migrates_and_lists_migration_states() -> anyhow::Result<
         "{rows:?}"
     );
     let _ = ctl;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_legacy_router_whose_tunnel_alarm_fires_serves_no_overlay_before_the_watcher_decides()
+-> anyhow::Result<()> {
+    use lbgp_tests::failover_fixtures::{cloudwatch, set_alarm, tunnel_alarm};
+    let s = scene(2).await?;
+    let x = s.vpcs[0].clone();
+    let ec2 = s.env.ec2(&x.net.region);
+    let cw = cloudwatch(&s.env, &x.net.region);
+    tunnel_alarm(&cw, "tunnel-1").await?;
+    set_alarm(&cw, "tunnel-1", "ALARM", "Threshold Crossed: TunnelState 0").await?;
+    lbgp_tests::fixtures::tag(&ec2, &x.routers[0].instance, "lbgp:health-alarm", "tunnel-1").await?;
+
+    // The preferred router is running and passes its status checks, but
+    // its tunnel is down: the overlay goes to the standby.
+    let r = s.invoke(scheduled()).await?;
+    ensure!(
+        r["refused"].is_null() && r["errors"].as_array().is_none_or(Vec::is_empty),
+        "{r}"
+    );
+    let t0 = vpc_routes(&ec2, &x.net.tables[0]).await?;
+    let standby = &x.routers[1];
+    let target = t0.get(&s.vpcs[1].cidr).context("overlay route")?;
+    ensure!(
+        *target == standby.eni || *target == standby.instance,
+        "the overlay stayed on the router whose alarm fires ({:?}): {t0:?}",
+        x.routers[0]
+    );
+
+    // The tunnel comes back: the preferred router serves again, and then
+    // nothing more is written.
+    set_alarm(&cw, "tunnel-1", "OK", "Threshold Crossed: TunnelState 1").await?;
+    s.env.clock.advance(60);
+    s.invoke(scheduled()).await?;
+    let t0 = vpc_routes(&ec2, &x.net.tables[0]).await?;
+    let target = t0.get(&s.vpcs[1].cidr).context("overlay route")?;
+    ensure!(
+        *target == x.routers[0].eni || *target == x.routers[0].instance,
+        "{t0:?}"
+    );
+    s.env.clock.advance(60);
+    let (again, writes) = s.writes_of(scheduled()).await?;
+    ensure!(writes.is_empty(), "{writes:?} {again}");
     Ok(())
 }

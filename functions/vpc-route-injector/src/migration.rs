@@ -77,6 +77,18 @@ pub async fn legacy_view(
             .flat_map(|(_, t)| t.subnet_ids.iter().map(String::as_str))
             .collect();
         view.zones.extend(ec2.subnet_zones(&subnets).await?);
+        // Health alarms count as for the watcher (a tunnel down is a
+        // router down), before the watcher has decided.
+        let alarms: Vec<String> = routers
+            .iter()
+            .filter_map(|r| r.tags.get(lbgp_core::failover::TAG_HEALTH_ALARM))
+            .flat_map(|t| lbgp_core::failover::alarm_names(t))
+            .collect();
+        if !alarms.is_empty() {
+            let names: Vec<&str> = alarms.iter().map(String::as_str).collect();
+            let readings = aws.cloudwatch(&region)?.alarms(&names).await?;
+            view.alarms.insert(region.clone(), readings);
+        }
         let groups: BTreeSet<&str> = vpcs
             .iter()
             .filter(|v| v.region == region)
@@ -219,14 +231,7 @@ pub async fn preflight(
                     let Some(name) = x.legacy_group() else {
                         return true;
                     };
-                    let members: Vec<Instance> = routers
-                        .iter()
-                        .filter(|i| i.vpc_id.as_deref() == Some(vpc))
-                        .cloned()
-                        .collect();
-                    let group = lbgp_core::failover::groups_from_instances(&members)
-                        .into_iter()
-                        .find(|g| g.name == name);
+                    let group = view.legacy.group(x, name);
                     // What the watcher decided for the group counts, as in the
                     // overlay: a member it failed away from serves nothing.
                     let state = view.legacy.states.get(&(x.region.clone(), name.to_owned()));
