@@ -218,7 +218,16 @@ impl Reconciler for Injector {
         if let Some(m) = migrate {
             view.overrides.insert(m.vpc.clone(), m.to);
         }
-        let mut desire = inject::desire(view.clone(), &ledger, &prefix_lists::desire_config(&self.config));
+        // The view is consumed by the desire; a copy is kept only when a
+        // migration, an adoption or the prefix-list style reads it again
+        // (a plain run does not pay for copying every table).
+        let again = migrate.is_some()
+            || adopt.is_some()
+            || !view.legacy.vpcs.is_empty()
+            || prefix_lists::enabled(&self.config);
+        let kept = again.then(|| view.clone());
+        let mut desire = inject::desire(view, &ledger, &prefix_lists::desire_config(&self.config));
+        let view = kept.unwrap_or_default();
         desire.settle(&ledger, aws.store.clock().now());
         let lists = match prefix_lists::enabled(&self.config) {
             true => Some(prefix_lists::read(aws, &view, &self.config.common.mesh).await),
@@ -239,7 +248,11 @@ impl Reconciler for Injector {
             }
             return Ok(unit);
         }
-        let all_changes = plan.changes.clone();
+        let all_changes = if migrate.is_some() {
+            plan.changes.clone()
+        } else {
+            Vec::new()
+        };
         let mut unit = UnitPlan::owned(desire, plan);
         if let Some(m) = migrate {
             let x = view.legacy.vpcs.iter().find(|v| v.vpc.id == m.vpc).cloned();
