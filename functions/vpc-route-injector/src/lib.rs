@@ -140,11 +140,7 @@ impl Injector {
                 vpcs.push(mesh);
             }
             let all: Vec<MeshVpc> = vpcs.into_iter().flatten().collect();
-            let snapshot = InjectorView {
-                regions: views.clone(),
-                ..InjectorView::default()
-            };
-            let tables = migration::all_tables(&snapshot);
+            let tables = migration::all_tables(&views);
             match migration::legacy_view(aws, all.clone(), &tables, unreadable.is_empty()).await {
                 Ok(view) => legacy = view,
                 Err(e) => {

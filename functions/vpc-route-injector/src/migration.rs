@@ -165,8 +165,8 @@ fn attachment(view: &InjectorView, vpc: &str, mesh: &str) -> Result<(String, Str
 }
 
 /// Every table read, with its region.
-pub fn all_tables(view: &InjectorView) -> Vec<(Region, VpcRouteTable)> {
-    view.regions
+pub fn all_tables(regions: &[RegionView]) -> Vec<(Region, VpcRouteTable)> {
+    regions
         .iter()
         .flat_map(|r| r.tables.iter().map(|t| (r.region.clone(), t.clone())))
         .collect()
@@ -198,7 +198,7 @@ pub async fn preflight(
             detail: format!("{vpc} is not a VPC attached to a mesh transit gateway in LBGP_REGIONS"),
         }]);
     };
-    let tables = all_tables(view);
+    let tables = all_tables(&view.regions);
     let own: Vec<&VpcRouteTable> = tables
         .iter()
         .filter(|(_, t)| t.vpc_id == vpc && !t.ignored() && t.gateway_ids.is_empty())
@@ -259,7 +259,7 @@ pub fn stage(unit: &mut UnitPlan, view: &InjectorView, ledger: &OwnershipLedger)
     if view.legacy.vpcs.is_empty() {
         return;
     }
-    let tables = all_tables(view);
+    let tables = all_tables(&view.regions);
     let table_vpc: BTreeMap<String, String> = tables
         .iter()
         .map(|(_, t)| (t.id.clone(), t.vpc_id.clone()))
@@ -318,7 +318,7 @@ pub fn adopt(
     desired: &[(lbgp_core::RouteKey, RouteTarget)],
     vpc: &str,
 ) {
-    let tables = all_tables(view);
+    let tables = all_tables(&view.regions);
     let ours: BTreeSet<&str> = tables
         .iter()
         .filter(|(_, t)| t.vpc_id == vpc)
@@ -420,7 +420,7 @@ pub async fn network(
         .await?;
     let view = injector.read(aws, regions, &ledger, true).await;
     let snapshot = tgw_snapshot(aws, &view.regions).await?;
-    let tables = all_tables(&view);
+    let tables = all_tables(&view.regions);
     let routers: Vec<Instance> = view.legacy.routers.values().flatten().cloned().collect();
     Ok((
         preflight::network(&view.legacy.vpcs, &tables, &snapshot, &routers),
