@@ -222,6 +222,52 @@ async fn apply_step(
                 .map_err(|e| (format!("{} {list_id}", table.id), e))?;
             Ok(step.clone())
         }
+        ListStep::CreateReference {
+            table,
+            list,
+            attachment,
+        } => {
+            let id = match list {
+                ListRef::Id(id) => id.clone(),
+                ListRef::New(key) => created.get(key).cloned().ok_or_else(|| {
+                    (
+                        table.id.clone(),
+                        Error::Unexpected {
+                            operation: "CreateTransitGatewayPrefixListReference",
+                            region: table.region.to_string(),
+                            detail: format!("prefix list {key} was not created"),
+                        },
+                    )
+                })?,
+            };
+            retrying(ec2, &id, || ec2.create_tgw_reference(table, &id, attachment))
+                .await
+                .map_err(|e| (format!("{} {id}", table.id), e))?;
+            Ok(ListStep::CreateReference {
+                table: table.clone(),
+                list: ListRef::Id(id),
+                attachment: attachment.clone(),
+            })
+        }
+        ListStep::ModifyReference {
+            table,
+            list_id,
+            attachment,
+            ..
+        } => {
+            retrying(ec2, list_id, || {
+                ec2.modify_tgw_reference(table, list_id, attachment)
+            })
+            .await
+            .map_err(|e| (format!("{} {list_id}", table.id), e))?;
+            Ok(step.clone())
+        }
+        ListStep::DeleteReference { table, list_id } => {
+            retrying(ec2, list_id, || ec2.delete_tgw_reference(table, list_id))
+                .await
+                .map_err(|e| (format!("{} {list_id}", table.id), e))?;
+            Ok(step.clone())
+        }
         ListStep::DeleteList { list_id, .. } => {
             ec2.delete_prefix_list(list_id)
                 .await

@@ -154,6 +154,13 @@ pub struct PropagatorConfig {
     /// `LBGP_MAX_HOPS`: in `shortest-path` mode, prefixes more peering hops
     /// away than this are not installed (default `None`: unlimited).
     pub max_hops: Option<usize>,
+    /// `LBGP_ROUTE_STYLE`: `routes` (default) or `prefix-list` (one list
+    /// and one TGW prefix-list reference per table and peer).
+    pub route_style: RouteStyle,
+    /// `LBGP_ROUTE_STYLE` is set (to either value): the propagator's lists
+    /// and references are read and reconciled. Unset, it makes exactly the
+    /// calls it made before the setting.
+    pub route_style_set: bool,
 }
 
 /// Settings of the failover-watcher.
@@ -399,17 +406,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 });
             }
         };
-        let route_style = match self.raw("LBGP_ROUTE_STYLE").as_deref() {
-            None | Some("routes") => RouteStyle::Routes,
-            Some("prefix-list") => RouteStyle::PrefixList,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    var: "LBGP_ROUTE_STYLE",
-                    value: other.to_owned(),
-                    expected: "routes or prefix-list".to_owned(),
-                });
-            }
-        };
+        let route_style = self.route_style()?;
         Ok(InjectorConfig {
             common,
             prefixes,
@@ -418,6 +415,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             route_style,
             route_style_set: self.raw("LBGP_ROUTE_STYLE").is_some(),
         })
+    }
+
+    /// `LBGP_ROUTE_STYLE`.
+    fn route_style(&self) -> Result<RouteStyle, ConfigError> {
+        match self.raw("LBGP_ROUTE_STYLE").as_deref() {
+            None | Some("routes") => Ok(RouteStyle::Routes),
+            Some("prefix-list") => Ok(RouteStyle::PrefixList),
+            Some(other) => Err(ConfigError::Invalid {
+                var: "LBGP_ROUTE_STYLE",
+                value: other.to_owned(),
+                expected: "routes or prefix-list".to_owned(),
+            }),
+        }
     }
 
     /// Parses the propagator's settings.
@@ -444,6 +454,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             tgw_route_quota: self.count("LBGP_TGW_ROUTE_QUOTA", 10_000, 1)?,
             routing,
             max_hops,
+            route_style: self.route_style()?,
+            route_style_set: self.raw("LBGP_ROUTE_STYLE").is_some(),
         })
     }
 
@@ -511,6 +523,12 @@ mod tests {
         assert_eq!(p.tgw_route_quota, 10_000);
         assert_eq!(p.routing, Routing::Direct);
         assert_eq!(p.max_hops, None);
+        assert_eq!((p.route_style, p.route_style_set), (RouteStyle::Routes, false));
+        let pp = env(&vars).propagator().unwrap();
+        assert_eq!(
+            (pp.route_style, pp.route_style_set),
+            (RouteStyle::PrefixList, true)
+        );
         let w = env(&BASE).watcher().unwrap();
         assert_eq!(w.failback, FailbackPolicy::After(Duration::from_secs(300)));
     }

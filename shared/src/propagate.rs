@@ -35,6 +35,7 @@ use crate::topology::{
 };
 use crate::trigger::{RoutingUpdate, UpdatedRoute};
 
+pub mod lists;
 mod shortest_path;
 
 /// One region as the propagator reads it.

@@ -20,6 +20,7 @@ mod gateways;
 mod instances;
 mod migration;
 mod prefix_lists;
+mod tgw_prefix_lists;
 mod tgw_routes;
 mod vpcs;
 mod write;

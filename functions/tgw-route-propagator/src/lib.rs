@@ -24,6 +24,8 @@ use lbgp_core::{Cidr, OwnershipLedger, Region, TableKind};
 use lbgp_runtime::read::read_each_region;
 use lbgp_runtime::{Pass, Reconciler, Request, Selection, Unit, UnitPlan};
 
+pub mod prefix_lists;
+
 /// The binary and function name.
 pub const FUNCTION: &str = "tgw-route-propagator";
 
@@ -215,9 +217,20 @@ impl Reconciler for Propagator {
             .load_ledger(FUNCTION, &self.config.common.mesh, pass.regions)
             .await?;
         let view = self.read(aws, pass.regions, &ledger).await;
+        if !prefix_lists::enabled(&self.config) {
+            let mut desire = propagate::desire(view, &ledger, &self.config);
+            desire.settle(&ledger, aws.store.clock().now());
+            let plan = propagate::plan(&mut desire, &ledger, &self.config);
+            return Ok(UnitPlan::owned(desire, plan));
+        }
+        let seen = prefix_lists::seen(&view);
+        let read = prefix_lists::read(aws, &seen, &self.config.common.mesh).await;
         let mut desire = propagate::desire(view, &ledger, &self.config);
         desire.settle(&ledger, aws.store.clock().now());
+        let lists = prefix_lists::plan(&self.config, &seen, &mut desire, &read);
         let plan = propagate::plan(&mut desire, &ledger, &self.config);
-        Ok(UnitPlan::owned(desire, plan))
+        let mut unit = UnitPlan::owned(desire, plan);
+        prefix_lists::attach(&mut unit, lists, &self.config.common, pass.request.force);
+        Ok(unit)
     }
 }

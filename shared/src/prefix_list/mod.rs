@@ -46,6 +46,9 @@ pub const TAG_OWNER: &str = "lbgp:owner";
 pub const TAG_LIST: &str = "lbgp:prefix-list";
 /// The owner tag's value on the injector's lists.
 pub const OWNER_INJECTOR: &str = "vpc-route-injector";
+/// The owner tag's value on the propagator's lists (`lbgp:prefix-list` is
+/// then `<tgw-rtb-…>/<tgw-attach-…>/<ipv4|ipv6>`).
+pub const OWNER_PROPAGATOR: &str = "tgw-route-propagator";
 /// Entries added, and entries removed, in one `ModifyManagedPrefixList` or
 /// `CreateManagedPrefixList` call (AWS: `AddEntry.N`, `RemoveEntry.N`,
 /// `Entry.N`: at most 100 items each).
@@ -119,11 +122,21 @@ impl ListKey {
         name.truncate(255);
         name
     }
+    /// The function that owns the list: the propagator's keys name a TGW
+    /// route table and attachment (`<tgw-rtb-…>/<tgw-attach-…>`), the
+    /// injector's a transit gateway.
+    pub fn owner(&self) -> &'static str {
+        if self.target.contains('/') {
+            OWNER_PROPAGATOR
+        } else {
+            OWNER_INJECTOR
+        }
+    }
     /// The tags a list of ours carries from its creation on.
     pub fn tags(&self, mesh: &str) -> Vec<(String, String)> {
         vec![
             (TAG_MESH.to_owned(), mesh.to_owned()),
-            (TAG_OWNER.to_owned(), OWNER_INJECTOR.to_owned()),
+            (TAG_OWNER.to_owned(), self.owner().to_owned()),
             (TAG_LIST.to_owned(), self.tag_value()),
         ]
     }
@@ -202,6 +215,34 @@ impl ManagedList {
             _ => return None,
         };
         if self.family != Some(family) || !target.starts_with("tgw-") {
+            return None;
+        }
+        Some(ListKey {
+            region: self.region.clone(),
+            family,
+            target: target.to_owned(),
+        })
+    }
+
+    /// Which propagator list of `mesh` it is (a TGW route table, a peering
+    /// attachment, a family), when it is one; `None` for every other list.
+    pub fn tgw_key(&self, mesh: &str) -> Option<ListKey> {
+        if self.tags.get(TAG_MESH).map(String::as_str) != Some(mesh)
+            || self.tags.get(TAG_OWNER).map(String::as_str) != Some(OWNER_PROPAGATOR)
+        {
+            return None;
+        }
+        let (target, family) = self.tags.get(TAG_LIST)?.rsplit_once('/')?;
+        let family = match family {
+            "ipv4" => Family::Ipv4,
+            "ipv6" => Family::Ipv6,
+            _ => return None,
+        };
+        let (table, attachment) = target.split_once('/')?;
+        if self.family != Some(family)
+            || !table.starts_with("tgw-rtb-")
+            || !attachment.starts_with("tgw-attach-")
+        {
             return None;
         }
         Some(ListKey {
@@ -329,6 +370,27 @@ pub enum ListStep {
         /// The target it has.
         previous: RouteTarget,
     },
+    /// `CreateTransitGatewayPrefixListReference` toward an attachment (the
+    /// propagator's style).
+    CreateReference {
+        /// The TGW route table.
+        table: RouteTableRef,
+        /// The list.
+        list: ListRef,
+        /// `tgw-attach-…`.
+        attachment: String,
+    },
+    /// `ModifyTransitGatewayPrefixListReference`: repoints a reference.
+    ModifyReference {
+        /// The TGW route table.
+        table: RouteTableRef,
+        /// `pl-…`.
+        list_id: String,
+        /// The new attachment.
+        attachment: String,
+        /// The attachment it has (`None`: a blackhole).
+        previous: Option<String>,
+    },
     /// `DeleteRoute` with `DestinationPrefixListId`.
     DeleteRoute {
         /// The table.
@@ -337,6 +399,13 @@ pub enum ListStep {
         list_id: String,
         /// The target it had.
         target: RouteTarget,
+    },
+    /// `DeleteTransitGatewayPrefixListReference`.
+    DeleteReference {
+        /// The TGW route table.
+        table: RouteTableRef,
+        /// `pl-…`.
+        list_id: String,
     },
     /// `DeleteManagedPrefixList` of a list of ours nothing references.
     DeleteList {
@@ -357,7 +426,10 @@ impl ListStep {
             | ListStep::DeleteList { region, .. } => region,
             ListStep::CreateRoute { table, .. }
             | ListStep::ReplaceRoute { table, .. }
-            | ListStep::DeleteRoute { table, .. } => &table.region,
+            | ListStep::DeleteRoute { table, .. }
+            | ListStep::CreateReference { table, .. }
+            | ListStep::ModifyReference { table, .. }
+            | ListStep::DeleteReference { table, .. } => &table.region,
         }
     }
 

@@ -210,6 +210,11 @@ impl World {
                     );
                     self.lists.lists.retain(|l| &l.id != list_id);
                 }
+                ListStep::CreateReference { .. }
+                | ListStep::ModifyReference { .. }
+                | ListStep::DeleteReference { .. } => {
+                    panic!("the injector plans no TGW reference: {step:?}")
+                }
             }
         }
     }

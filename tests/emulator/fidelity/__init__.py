@@ -156,6 +156,9 @@ as in README.md; the timed ones are off by default, see ``settings``):
     ``CurrentVersion`` is ``PrefixListVersionMismatch``, at most 100 entries
     a call, entries within ``MaxEntries``, ``MaxEntries`` resizes, the name
     kept, DescribeRouteTables' ``route.destination-prefix-list-id`` filter.
+17. ``patch_tgw_prefix_list_references`` (``tgw_prefix_list_references``) -
+    TGW prefix-list references (Create/Modify/Delete/Get, not in moto); a
+    referenced list's entries are ``propagated`` routes with ``PrefixListId``.
 
 Not a gap: ``patch_transaction_copies`` (``speed``) makes moto copy a table
 once per DynamoDB transaction instead of once per item; no answer changes.
@@ -177,6 +180,7 @@ from .limits import patch_describe_limits, patch_sns_message_size
 from .speed import patch_transaction_copies
 from .prefix_lists import patch_prefix_list_routes
 from .managed_prefix_lists import patch_managed_prefix_lists
+from .tgw_prefix_list_references import patch_tgw_prefix_list_references
 from .peering import (
     AccepterSidePeeringAttachment,
     patch_attachment_kinds_and_peering_sides,
@@ -219,6 +223,7 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("14", patch_prefix_list_routes),
     ("15", patch_cloudwatch_cbor),
     ("16", patch_managed_prefix_lists),
+    ("17", patch_tgw_prefix_list_references),
     ("speed", patch_transaction_copies),
 ]
 

@@ -175,6 +175,30 @@ def _propagated_routes(backend: Any, table: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+def prefix_list_references(table: Any) -> dict[str, dict[str, Any]]:
+    """The prefix-list references of a TGW route table (behaviour 17):
+    prefix-list id -> ``{"prefix_list_id", "attachment_id", "blackhole",
+    "created"}``."""
+    return table.__dict__.setdefault("_lbgp_pl_refs", {})
+
+
+def _reference_routes(backend: Any, table: Any) -> dict[str, dict[str, Any]]:
+    """The routes a table's prefix-list references stand for: each entry of
+    each referenced list is a route of ``Type=propagated`` carrying the
+    list's id (AWS, "View prefix list references"); the list's entries are
+    read now, so an entry change shows at once in every referencing table."""
+    routes: dict[str, dict[str, Any]] = {}
+    for list_id, ref in sorted(prefix_list_references(table).items()):
+        pl = backend.managed_prefix_lists.get(list_id)
+        if pl is None:
+            continue
+        for entry in pl.entries.get(pl.version, []) or []:
+            cidr = _normal(entry["Cidr"])
+            view = _static_route_view(backend, dict(ref, cidr=cidr))
+            routes.setdefault(cidr, dict(view, PrefixListId=list_id, Type="propagated"))
+    return routes
+
+
 def route_records(table: Any) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """(static records, lately deleted records) of a table, as copies (what
     the read-after-write delay keeps)."""
@@ -193,6 +217,9 @@ def effective_tgw_routes(
     view, see ``consistency``)."""
     static, deleted = records if records is not None else route_records(table)
     routes = _propagated_routes(backend, table)
+    # Route priority for one destination (AWS, "Route evaluation order"):
+    # static, then prefix-list referenced, then VPC propagated.
+    routes.update(_reference_routes(backend, table))
     for cidr, record in static.items():
         routes[cidr] = _static_route_view(backend, record)
     keep = settings().tgw_route_deleted_visible_seconds

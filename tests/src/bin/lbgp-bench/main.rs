@@ -14,7 +14,9 @@
 //! 7. the write-ahead ledger (a converge from empty with bursts, with the
 //!    protocol before them, and as a naive script would do it);
 //! 8. L-BGP's shortest paths at scale (`LBGP_ROUTING=shortest-path` over 30
-//!    regions in a random partial mesh, beside `direct` on the full mesh).
+//!    regions in a random partial mesh, beside `direct` on the full mesh);
+//! 9. route styles (`LBGP_ROUTE_STYLE`): EC2 writes of a failover, a VPC
+//!    joining and new prefixes reaching peers, `routes` beside `prefix-list`.
 //!
 //! One module per section, in the order above (`planner`, `prefix_math`,
 //! `api`, `cold_start` with `startup`, `failover`, `end_to_end`, `ledger`,
@@ -37,6 +39,7 @@ mod paths;
 mod planner;
 mod prefix_math;
 mod report;
+mod route_styles;
 mod startup;
 
 use std::fmt::Write as _;
@@ -118,7 +121,7 @@ impl Options {
                 "--python" => options.python = PathBuf::from(value()?),
                 "-h" | "--help" => {
                     println!(
-                        "lbgp-bench [--out FILE] [--only 1,2,3,4,5,6,7,8] [--quick] [--release-dir DIR] [--python PY]"
+                        "lbgp-bench [--out FILE] [--only 1,2,3,4,5,6,7,8,9] [--quick] [--release-dir DIR] [--python PY]"
                     );
                     std::process::exit(0);
                 }
@@ -145,7 +148,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let mut sections: Vec<(u8, Section)> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     // CPU measurements first, while nothing else of ours runs.
-    for number in 1..=8u8 {
+    for number in 1..=9u8 {
         if !options.wants(number) {
             continue;
         }
@@ -159,7 +162,8 @@ async fn run(options: Options) -> anyhow::Result<()> {
             5 => failover::failover(&options).await,
             6 => end_to_end::end_to_end(&options).await,
             7 => ledger::ledger(&options).await,
-            _ => paths::paths(&options).await,
+            8 => paths::paths(&options).await,
+            _ => route_styles::route_styles(&options).await,
         };
         match result {
             Ok(section) => sections.push((number, section)),
