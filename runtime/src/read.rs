@@ -32,3 +32,34 @@ where
     }
     (views, errors)
 }
+
+/// [`read_each_region`] for a read that adds to what a region's first read
+/// found (its `resource`: prefix lists, alarms…): each answer keeps its
+/// region, and a failure names the resource with its whole error chain, so
+/// the caller freezes only what depends on it in that region.
+pub async fn read_each_region_of<'r, T, Fut>(
+    regions: &'r [Region],
+    resource: &str,
+    read: impl Fn(&'r Region) -> Fut,
+) -> (Vec<(&'r Region, T)>, Vec<ErrorReport>)
+where
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let results = futures::future::join_all(regions.iter().map(read)).await;
+    let mut read = Vec::new();
+    let mut errors = Vec::new();
+    for (region, result) in regions.iter().zip(results) {
+        match result {
+            Ok(v) => read.push((region, v)),
+            Err(e) => {
+                tracing::error!(region = %region, resource, error = %e, "unreadable; what depends on it in the region is left as it is");
+                errors.push(ErrorReport {
+                    region: region.to_string(),
+                    resource: Some(resource.to_owned()),
+                    error: crate::error_chain(&e),
+                });
+            }
+        }
+    }
+    (read, errors)
+}

@@ -54,24 +54,27 @@ pub fn seen(view: &MeshView) -> Seen {
 /// reference one). A region that cannot be read is reported and left alone.
 pub async fn read(aws: &Aws, seen: &Seen, mesh: &str) -> (TgwListsView, Vec<ErrorReport>) {
     let mut out = TgwListsView::default();
-    let mut errors = Vec::new();
-    for (region, tables) in &seen.tables {
-        match read_region(aws, region, tables, mesh).await {
-            Ok((l, r)) => {
-                out.lists.extend(l);
-                out.references.extend(r);
-            }
-            Err(e) => {
-                tracing::error!(region = %region, error = %e, "prefix lists unreadable; the region's tables are left as they are");
-                out.unreadable.push(region.clone());
-                errors.push(ErrorReport {
-                    region: region.to_string(),
-                    resource: Some("prefix lists".to_owned()),
-                    error: lbgp_runtime::error_chain(&e),
-                });
-            }
-        }
+    let regions: Vec<Region> = seen.tables.iter().map(|(r, _)| r.clone()).collect();
+    let (read, errors) = lbgp_runtime::read::read_each_region_of(&regions, "prefix lists", |region| {
+        let tables = seen
+            .tables
+            .iter()
+            .find(|(r, _)| r == region)
+            .map(|(_, t)| t.as_slice())
+            .unwrap_or_default();
+        read_region(aws, region, tables, mesh)
+    })
+    .await;
+    for (_, (lists, references)) in read {
+        out.lists.extend(lists);
+        out.references.extend(references);
     }
+    out.unreadable.extend(
+        regions
+            .iter()
+            .filter(|r| errors.iter().any(|e| e.region == r.to_string()))
+            .cloned(),
+    );
     (out, errors)
 }
 

@@ -39,25 +39,27 @@ pub fn desire_config(config: &InjectorConfig) -> Cow<'_, InjectorConfig> {
 /// region whose lists cannot be read is reported and left alone.
 pub async fn read(aws: &Aws, view: &InjectorView, mesh: &str) -> (ListsView, Vec<ErrorReport>) {
     let mut out = ListsView::default();
-    let mut errors = Vec::new();
-    for region_view in &view.regions {
-        let region = &region_view.region;
-        match read_region(aws, region, region_view, mesh).await {
-            Ok((lists, routes)) => {
-                out.lists.extend(lists);
-                out.routes.extend(routes);
-            }
-            Err(e) => {
-                tracing::error!(region = %region, error = %e, "prefix lists unreadable; the region's tables are left as they are");
-                out.unreadable.push(region.clone());
-                errors.push(ErrorReport {
-                    region: region.to_string(),
-                    resource: Some("prefix lists".to_owned()),
-                    error: lbgp_runtime::error_chain(&e),
-                });
-            }
-        }
+    let regions: Vec<Region> = view.regions.iter().map(|r| r.region.clone()).collect();
+    let (read, errors) =
+        lbgp_runtime::read::read_each_region_of(&regions, "prefix lists", |region| async move {
+            let region_view = view
+                .regions
+                .iter()
+                .find(|r| &r.region == region)
+                .ok_or_else(|| lbgp_aws::Error::UnknownRegion(region.to_string()))?;
+            read_region(aws, region, region_view, mesh).await
+        })
+        .await;
+    for (_, (lists, routes)) in read {
+        out.lists.extend(lists);
+        out.routes.extend(routes);
     }
+    out.unreadable.extend(
+        regions
+            .iter()
+            .filter(|r| errors.iter().any(|e| e.region == r.to_string()))
+            .cloned(),
+    );
     (out, errors)
 }
 
