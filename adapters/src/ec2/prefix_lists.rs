@@ -137,50 +137,25 @@ impl Ec2 {
             ("route-table-id", tables),
             ("route.destination-prefix-list-id", lists),
         ] {
-            for chunk in values.chunks(FILTER_VALUES_PER_CALL) {
-                let items = self
-                    .client
-                    .describe_route_tables()
-                    .filters(filter(name, chunk))
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .try_collect()
-                    .await
-                    .map_err(|e| self.err("DescribeRouteTables", e))?;
-                for rt in items {
-                    let table = self.table_ref(TableKind::Vpc, rt.route_table_id().unwrap_or_default());
-                    for r in rt.routes() {
-                        let Some(list) = r.destination_prefix_list_id() else {
-                            continue;
-                        };
-                        let target = if let Some(t) = r.transit_gateway_id() {
-                            RouteTarget::TransitGateway(t.to_owned())
-                        } else if let Some(eni) = r.network_interface_id() {
-                            RouteTarget::NetworkInterface(eni.to_owned())
-                        } else if let Some(i) = r.instance_id() {
-                            RouteTarget::Instance(i.to_owned())
-                        } else {
-                            RouteTarget::Other(
-                                [r.gateway_id(), r.nat_gateway_id(), r.vpc_peering_connection_id()]
-                                    .into_iter()
-                                    .flatten()
-                                    .next()
-                                    .unwrap_or("unknown")
-                                    .to_owned(),
-                            )
-                        };
-                        let origin = match r.origin().map(|o| o.as_str()) {
-                            Some("EnableVgwRoutePropagation") => RouteOrigin::Propagated,
-                            _ => RouteOrigin::Static,
-                        };
-                        out.push(ListRoute {
-                            table: table.clone(),
-                            prefix_list_id: list.to_owned(),
-                            target,
-                            origin,
-                        });
-                    }
+            let items = self.route_tables_where(name, values).await?;
+            for rt in items {
+                let table = self.table_ref(TableKind::Vpc, rt.route_table_id().unwrap_or_default());
+                for r in rt.routes() {
+                    let Some(list) = r.destination_prefix_list_id() else {
+                        continue;
+                    };
+                    let target = super::vpcs::route_target(r);
+                    // A list route is never `local`: static or propagated.
+                    let origin = match super::vpcs::route_origin(r) {
+                        RouteOrigin::Local => RouteOrigin::Static,
+                        other => other,
+                    };
+                    out.push(ListRoute {
+                        table: table.clone(),
+                        prefix_list_id: list.to_owned(),
+                        target,
+                        origin,
+                    });
                 }
             }
         }

@@ -102,107 +102,68 @@ impl Ec2 {
             return Ok(vec![]);
         }
         let mut out = Vec::new();
-        for chunk in ids.chunks(FILTER_VALUES_PER_CALL) {
-            let items = self
-                .client
-                .describe_route_tables()
-                .filters(filter(name, chunk))
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| self.err("DescribeRouteTables", e))?;
-            for rt in items {
-                let id = rt.route_table_id().unwrap_or_default().to_owned();
-                let table = self.table_ref(TableKind::Vpc, &id);
-                let mut routes = Vec::new();
-                let mut lists = Vec::new();
-                for r in rt.routes() {
-                    let destination = match (r.destination_cidr_block(), r.destination_ipv6_cidr_block()) {
-                        (Some(c), _) | (None, Some(c)) => Some(self.parse_cidr(c, "DescribeRouteTables")?),
-                        (None, None) if r.destination_prefix_list_id().is_some() => None,
-                        (None, None) => continue,
-                    };
-                    let origin = match r.origin().map(|o| o.as_str()) {
-                        Some("CreateRouteTable") => RouteOrigin::Local,
-                        Some("EnableVgwRoutePropagation") => RouteOrigin::Propagated,
-                        _ => RouteOrigin::Static,
-                    };
-                    let target = if let Some(t) = r.transit_gateway_id() {
-                        RouteTarget::TransitGateway(t.to_owned())
-                    } else if let Some(eni) = r.network_interface_id() {
-                        RouteTarget::NetworkInterface(eni.to_owned())
-                    } else if let Some(i) = r.instance_id() {
-                        RouteTarget::Instance(i.to_owned())
-                    } else {
-                        RouteTarget::Other(
-                            [
-                                r.gateway_id(),
-                                r.nat_gateway_id(),
-                                r.vpc_peering_connection_id(),
-                                r.local_gateway_id(),
-                                r.carrier_gateway_id(),
-                                r.egress_only_internet_gateway_id(),
-                                r.core_network_arn(),
-                            ]
-                            .into_iter()
-                            .flatten()
-                            .next()
-                            .unwrap_or("unknown")
-                            .to_owned(),
-                        )
-                    };
-                    let state = match r.state().map(|s| s.as_str()) {
-                        Some("blackhole") => RouteState::Blackhole,
-                        _ => RouteState::Active,
-                    };
-                    let Some(destination) = destination else {
-                        lists.push(ListRoute {
-                            prefix_list_id: r.destination_prefix_list_id().unwrap_or_default().to_owned(),
-                            target,
-                            state,
-                            origin,
-                            instance_id: r.instance_id().map(str::to_owned),
-                            network_interface_id: r.network_interface_id().map(str::to_owned),
-                        });
-                        continue;
-                    };
-                    routes.push(VpcRoute {
-                        route: Route {
-                            key: RouteKey {
-                                table: table.clone(),
-                                destination,
-                            },
-                            target,
-                            state,
-                            origin,
-                        },
+        for rt in self.route_tables_where(name, ids).await? {
+            let id = rt.route_table_id().unwrap_or_default().to_owned();
+            let table = self.table_ref(TableKind::Vpc, &id);
+            let mut routes = Vec::new();
+            let mut lists = Vec::new();
+            for r in rt.routes() {
+                let destination = match (r.destination_cidr_block(), r.destination_ipv6_cidr_block()) {
+                    (Some(c), _) | (None, Some(c)) => Some(self.parse_cidr(c, "DescribeRouteTables")?),
+                    (None, None) if r.destination_prefix_list_id().is_some() => None,
+                    (None, None) => continue,
+                };
+                let origin = route_origin(r);
+                let target = route_target(r);
+                let state = match r.state().map(|s| s.as_str()) {
+                    Some("blackhole") => RouteState::Blackhole,
+                    _ => RouteState::Active,
+                };
+                let Some(destination) = destination else {
+                    lists.push(ListRoute {
+                        prefix_list_id: r.destination_prefix_list_id().unwrap_or_default().to_owned(),
+                        target,
+                        state,
+                        origin,
                         instance_id: r.instance_id().map(str::to_owned),
                         network_interface_id: r.network_interface_id().map(str::to_owned),
                     });
-                }
-                routes.sort_by(|a, b| a.route.cmp(&b.route));
-                lists.sort();
-                let read = VpcRouteTable {
-                    id,
-                    vpc_id: rt.vpc_id().unwrap_or_default().to_owned(),
-                    main: rt.associations().iter().any(|a| a.main() == Some(true)),
-                    subnet_ids: rt
-                        .associations()
-                        .iter()
-                        .filter_map(|a| a.subnet_id().map(str::to_owned))
-                        .collect(),
-                    gateway_ids: rt
-                        .associations()
-                        .iter()
-                        .filter_map(|a| a.gateway_id().map(str::to_owned))
-                        .collect(),
-                    tags: tags(rt.tags()),
-                    routes,
+                    continue;
                 };
-                out.push((read, lists));
+                routes.push(VpcRoute {
+                    route: Route {
+                        key: RouteKey {
+                            table: table.clone(),
+                            destination,
+                        },
+                        target,
+                        state,
+                        origin,
+                    },
+                    instance_id: r.instance_id().map(str::to_owned),
+                    network_interface_id: r.network_interface_id().map(str::to_owned),
+                });
             }
+            routes.sort_by(|a, b| a.route.cmp(&b.route));
+            lists.sort();
+            let read = VpcRouteTable {
+                id,
+                vpc_id: rt.vpc_id().unwrap_or_default().to_owned(),
+                main: rt.associations().iter().any(|a| a.main() == Some(true)),
+                subnet_ids: rt
+                    .associations()
+                    .iter()
+                    .filter_map(|a| a.subnet_id().map(str::to_owned))
+                    .collect(),
+                gateway_ids: rt
+                    .associations()
+                    .iter()
+                    .filter_map(|a| a.gateway_id().map(str::to_owned))
+                    .collect(),
+                tags: tags(rt.tags()),
+                routes,
+            };
+            out.push((read, lists));
         }
         out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         Ok(out)
@@ -242,5 +203,68 @@ impl Ec2 {
             );
         }
         Ok(zones)
+    }
+}
+
+impl Ec2 {
+    /// Every route table whose `name` filter matches one of `values`, every
+    /// page, in calls of at most [`FILTER_VALUES_PER_CALL`] values.
+    pub(super) async fn route_tables_where(
+        &self,
+        name: &str,
+        values: &[&str],
+    ) -> Result<Vec<aws_sdk_ec2::types::RouteTable>, Error> {
+        let mut out = Vec::new();
+        for chunk in values.chunks(FILTER_VALUES_PER_CALL) {
+            let items: Vec<_> = self
+                .client
+                .describe_route_tables()
+                .filters(filter(name, chunk))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| self.err("DescribeRouteTables", e))?;
+            out.extend(items);
+        }
+        Ok(out)
+    }
+}
+
+/// Where a VPC route points, as DescribeRouteTables says.
+pub(super) fn route_target(r: &aws_sdk_ec2::types::Route) -> RouteTarget {
+    if let Some(t) = r.transit_gateway_id() {
+        RouteTarget::TransitGateway(t.to_owned())
+    } else if let Some(eni) = r.network_interface_id() {
+        RouteTarget::NetworkInterface(eni.to_owned())
+    } else if let Some(i) = r.instance_id() {
+        RouteTarget::Instance(i.to_owned())
+    } else {
+        RouteTarget::Other(
+            [
+                r.gateway_id(),
+                r.nat_gateway_id(),
+                r.vpc_peering_connection_id(),
+                r.local_gateway_id(),
+                r.carrier_gateway_id(),
+                r.egress_only_internet_gateway_id(),
+                r.core_network_arn(),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap_or("unknown")
+            .to_owned(),
+        )
+    }
+}
+
+/// How a VPC route came to be, as DescribeRouteTables says.
+pub(super) fn route_origin(r: &aws_sdk_ec2::types::Route) -> RouteOrigin {
+    match r.origin().map(|o| o.as_str()) {
+        Some("CreateRouteTable") => RouteOrigin::Local,
+        Some("EnableVgwRoutePropagation") => RouteOrigin::Propagated,
+        _ => RouteOrigin::Static,
     }
 }
