@@ -447,27 +447,40 @@ fn unassociated(out: &mut Desire, t: &Member<'_>, p: &PeeringAttachment) {
     out.unassociated.push(p.id.clone());
 }
 
-/// Tables whose transit gateway would hold more than `quota` routes after
-/// `plan` (AWS counts every route of every route table of one TGW
-/// together), with the error to report: the tables of such a TGW that the
-/// plan would grow are refused whole.
-pub fn over_quota(desire: &Desire, plan: &Plan, quota: usize) -> BTreeMap<RouteTableRef, String> {
-    let group_of = |t: &RouteTableRef| {
-        desire
-            .quota_groups
-            .get(t)
-            .cloned()
-            .unwrap_or_else(|| t.id.clone())
-    };
-    let mut count: BTreeMap<String, i64> = BTreeMap::new();
+/// The quota group of `table`: its transit gateway (AWS counts every route
+/// of every route table of one TGW together), or the table itself.
+pub(crate) fn quota_group(desire: &Desire, table: &RouteTableRef) -> String {
+    desire
+        .quota_groups
+        .get(table)
+        .cloned()
+        .unwrap_or_else(|| table.id.clone())
+}
+
+/// The routes each quota group holds now (one per table and destination).
+pub(crate) fn routes_per_quota_group(desire: &Desire) -> BTreeMap<String, usize> {
     let unique: BTreeSet<(&RouteTableRef, &Cidr)> = desire
         .actual
         .iter()
         .map(|r| (&r.key.table, &r.key.destination))
         .collect();
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
     for (table, _) in unique {
-        *count.entry(group_of(table)).or_default() += 1;
+        *count.entry(quota_group(desire, table)).or_default() += 1;
     }
+    count
+}
+
+/// Tables whose transit gateway would hold more than `quota` routes after
+/// `plan` (AWS counts every route of every route table of one TGW
+/// together), with the error to report: the tables of such a TGW that the
+/// plan would grow are refused whole.
+pub fn over_quota(desire: &Desire, plan: &Plan, quota: usize) -> BTreeMap<RouteTableRef, String> {
+    let group_of = |t: &RouteTableRef| quota_group(desire, t);
+    let mut count: BTreeMap<String, i64> = routes_per_quota_group(desire)
+        .into_iter()
+        .map(|(g, n)| (g, i64::try_from(n).unwrap_or(i64::MAX)))
+        .collect();
     let mut growing: BTreeMap<String, BTreeSet<&RouteTableRef>> = BTreeMap::new();
     for c in &plan.changes {
         let delta = match c.op {

@@ -217,22 +217,8 @@ pub fn plan(input: &TgwListInput<'_>) -> TgwListPlan {
     }
 
     // Quota: the entries added count as routes of the transit gateway.
-    let group_of = |t: &RouteTableRef| {
-        desire
-            .quota_groups
-            .get(t)
-            .cloned()
-            .unwrap_or_else(|| t.id.clone())
-    };
-    let mut count: BTreeMap<String, usize> = BTreeMap::new();
-    let unique: BTreeSet<(&RouteTableRef, &Cidr)> = desire
-        .actual
-        .iter()
-        .map(|r| (&r.key.table, &r.key.destination))
-        .collect();
-    for (table, _) in unique {
-        *count.entry(group_of(table)).or_default() += 1;
-    }
+    let group_of = |t: &RouteTableRef| super::quota_group(desire, t);
+    let mut count = super::routes_per_quota_group(desire);
     let present: BTreeSet<(&RouteTableRef, &Cidr)> = desire
         .actual
         .iter()
