@@ -33,6 +33,18 @@ where
     (views, errors)
 }
 
+/// What [`read_each_region_of`] read.
+#[derive(Debug)]
+pub struct RegionReads<'r, T> {
+    /// Each region read, with its answer.
+    pub read: Vec<(&'r Region, T)>,
+    /// The regions that could not be read: what depends on the resource
+    /// there is frozen.
+    pub unreadable: Vec<Region>,
+    /// One report per unreadable region.
+    pub errors: Vec<ErrorReport>,
+}
+
 /// [`read_each_region`] for a read that adds to what a region's first read
 /// found (its `resource`: prefix lists, alarms…): each answer keeps its
 /// region, and a failure names the resource with its whole error chain, so
@@ -41,19 +53,23 @@ pub async fn read_each_region_of<'r, T, Fut>(
     regions: &'r [Region],
     resource: &str,
     read: impl Fn(&'r Region) -> Fut,
-) -> (Vec<(&'r Region, T)>, Vec<ErrorReport>)
+) -> RegionReads<'r, T>
 where
     Fut: std::future::Future<Output = Result<T, Error>>,
 {
     let results = futures::future::join_all(regions.iter().map(read)).await;
-    let mut read = Vec::new();
-    let mut errors = Vec::new();
+    let mut out = RegionReads {
+        read: Vec::new(),
+        unreadable: Vec::new(),
+        errors: Vec::new(),
+    };
     for (region, result) in regions.iter().zip(results) {
         match result {
-            Ok(v) => read.push((region, v)),
+            Ok(v) => out.read.push((region, v)),
             Err(e) => {
                 tracing::error!(region = %region, resource, error = %e, "unreadable; what depends on it in the region is left as it is");
-                errors.push(ErrorReport {
+                out.unreadable.push(region.clone());
+                out.errors.push(ErrorReport {
                     region: region.to_string(),
                     resource: Some(resource.to_owned()),
                     error: crate::error_chain(&e),
@@ -61,5 +77,5 @@ where
             }
         }
     }
-    (read, errors)
+    out
 }

@@ -55,7 +55,7 @@ pub fn seen(view: &MeshView) -> Seen {
 pub async fn read(aws: &Aws, seen: &Seen, mesh: &str) -> (TgwListsView, Vec<ErrorReport>) {
     let mut out = TgwListsView::default();
     let regions: Vec<Region> = seen.tables.iter().map(|(r, _)| r.clone()).collect();
-    let (read, errors) = lbgp_runtime::read::read_each_region_of(&regions, "prefix lists", |region| {
+    let reads = lbgp_runtime::read::read_each_region_of(&regions, "prefix lists", |region| {
         let tables = seen
             .tables
             .iter()
@@ -65,17 +65,12 @@ pub async fn read(aws: &Aws, seen: &Seen, mesh: &str) -> (TgwListsView, Vec<Erro
         read_region(aws, region, tables, mesh)
     })
     .await;
-    for (_, (lists, references)) in read {
+    for (_, (lists, references)) in reads.read {
         out.lists.extend(lists);
         out.references.extend(references);
     }
-    out.unreadable.extend(
-        regions
-            .iter()
-            .filter(|r| errors.iter().any(|e| e.region == r.to_string()))
-            .cloned(),
-    );
-    (out, errors)
+    out.unreadable.extend(reads.unreadable);
+    (out, reads.errors)
 }
 
 async fn read_region(

@@ -40,27 +40,21 @@ pub fn desire_config(config: &InjectorConfig) -> Cow<'_, InjectorConfig> {
 pub async fn read(aws: &Aws, view: &InjectorView, mesh: &str) -> (ListsView, Vec<ErrorReport>) {
     let mut out = ListsView::default();
     let regions: Vec<Region> = view.regions.iter().map(|r| r.region.clone()).collect();
-    let (read, errors) =
-        lbgp_runtime::read::read_each_region_of(&regions, "prefix lists", |region| async move {
-            let region_view = view
-                .regions
-                .iter()
-                .find(|r| &r.region == region)
-                .ok_or_else(|| lbgp_aws::Error::UnknownRegion(region.to_string()))?;
-            read_region(aws, region, region_view, mesh).await
-        })
-        .await;
-    for (_, (lists, routes)) in read {
+    let reads = lbgp_runtime::read::read_each_region_of(&regions, "prefix lists", |region| async move {
+        let region_view = view
+            .regions
+            .iter()
+            .find(|r| &r.region == region)
+            .ok_or_else(|| lbgp_aws::Error::UnknownRegion(region.to_string()))?;
+        read_region(aws, region, region_view, mesh).await
+    })
+    .await;
+    for (_, (lists, routes)) in reads.read {
         out.lists.extend(lists);
         out.routes.extend(routes);
     }
-    out.unreadable.extend(
-        regions
-            .iter()
-            .filter(|r| errors.iter().any(|e| e.region == r.to_string()))
-            .cloned(),
-    );
-    (out, errors)
+    out.unreadable.extend(reads.unreadable);
+    (out, reads.errors)
 }
 
 async fn read_region(
