@@ -80,6 +80,11 @@ demo: $(EMULATOR_STAMP) ## Sample 3-region mesh in the emulator, driven through 
 	$(CARGO) build --bins
 	$(CARGO) run --quiet -p lbgp-tests --bin lbgp-demo
 	$(CARGO) run --quiet -p lbgp-tests --bin lbgp-demo-migration
+	$(CARGO) run --quiet -p lbgp-tests --bin lbgp-demo-accounts
+
+.PHONY: demo-accounts
+demo-accounts: $(EMULATOR_STAMP) ## The accounts act alone: a mesh of 2 regions and 3 accounts, a denied member frozen
+	$(CARGO) run --quiet -p lbgp-tests --bin lbgp-demo-accounts
 
 .PHONY: demo-migration
 demo-migration: $(EMULATOR_STAMP) ## The migration act alone: legacy overlay, trace, cutover, trace, rollback

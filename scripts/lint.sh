@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${LBGP_LINT_VENV:-.venv-lint}"
-TEMPLATES=(template.yaml forwarder.yaml)
+TEMPLATES=(template.yaml forwarder.yaml member-role.yaml)
 
 if [[ ! -x "$VENV/bin/cfn-lint" || ! -x "$VENV/bin/checkov" ]]; then
     echo "lint: $VENV is missing cfn-lint/checkov; run 'make lint' (it installs scripts/lint-requirements.txt)" >&2

@@ -23,6 +23,9 @@ use lbgp_core::Region;
 use lbgp_core::accounts::{AccountId, AccountsConfig, Membership, Unreadable};
 
 use crate::Error;
+use crate::context::RegionalClients;
+use crate::telemetry::Throttles;
+use lbgp_core::config::CommonConfig;
 
 /// The partition of a region, for role ARNs: `aws-cn` in China,
 /// `aws-us-gov` in GovCloud, `aws` elsewhere.
@@ -160,6 +163,107 @@ impl Members {
         } else {
             self.configs.get(account)
         }
+    }
+}
+
+/// The clients of every member account other than the home one, made on
+/// first use and kept for the life of the process (their credentials
+/// refreshed by their identity cache), and the home account's id.
+#[derive(Debug)]
+pub struct MemberClients {
+    sdk: SdkConfig,
+    common: CommonConfig,
+    throttles: Throttles,
+    home: tokio::sync::OnceCell<AccountId>,
+    clients: tokio::sync::Mutex<BTreeMap<AccountId, RegionalClients>>,
+}
+
+impl MemberClients {
+    /// No client made yet: nothing is called until a member is used.
+    pub fn new(sdk: &SdkConfig, common: &CommonConfig, throttles: &Throttles) -> MemberClients {
+        MemberClients {
+            sdk: sdk.clone(),
+            common: common.clone(),
+            throttles: throttles.clone(),
+            home: tokio::sync::OnceCell::new(),
+            clients: tokio::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The accounts setting.
+    pub fn config(&self) -> &AccountsConfig {
+        &self.common.accounts
+    }
+
+    /// True when `LBGP_ACCOUNTS` names other accounts (or `discover`).
+    pub fn is_cross_account(&self) -> bool {
+        self.common.accounts.is_cross_account()
+    }
+
+    /// The account this process runs in (`sts:GetCallerIdentity`, asked
+    /// once per process).
+    pub async fn home_account(&self) -> Result<AccountId, Error> {
+        self.home
+            .get_or_try_init(|| async {
+                let region = self
+                    .sdk
+                    .region()
+                    .map_or_else(|| "-".to_owned(), |r| r.as_ref().to_owned());
+                let sts = aws_sdk_sts::Client::new(&self.sdk);
+                let me = sts.get_caller_identity().send().await.map_err(|e| {
+                    let code =
+                        aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&e).map(str::to_owned);
+                    Error::Aws {
+                        operation: "GetCallerIdentity",
+                        region: region.clone(),
+                        code,
+                        source: Box::new(e),
+                    }
+                })?;
+                me.account()
+                    .and_then(AccountId::new)
+                    .ok_or_else(|| Error::Unexpected {
+                        operation: "GetCallerIdentity",
+                        region,
+                        detail: "the answer names no 12-digit account".to_owned(),
+                    })
+            })
+            .await
+            .cloned()
+    }
+
+    /// The members, given the accounts owning what a run read (for
+    /// `discover`). The home account is asked for only in a cross-account
+    /// mesh.
+    pub async fn membership(&self, owners: &[AccountId]) -> Result<Membership, Error> {
+        let home = self.home_account().await?;
+        Ok(self.common.accounts.membership(&home, owners))
+    }
+
+    /// The clients of `account`: `None` for the home account (or no
+    /// account), whose clients are the process's own.
+    pub async fn clients_of(&self, account: Option<&AccountId>) -> Result<Option<RegionalClients>, Error> {
+        let Some(account) = account else {
+            return Ok(None);
+        };
+        if !self.is_cross_account() || *account == self.home_account().await? {
+            if *account != self.home_account().await? {
+                return Err(Error::Unexpected {
+                    operation: "AssumeRole",
+                    region: "-".to_owned(),
+                    detail: format!("account {account} is not a member (LBGP_ACCOUNTS is unset)"),
+                });
+            }
+            return Ok(None);
+        }
+        let mut clients = self.clients.lock().await;
+        if let Some(c) = clients.get(account) {
+            return Ok(Some(c.clone()));
+        }
+        let config = member_config(&self.sdk, &self.common.accounts, account, "lbgp").await;
+        let made = RegionalClients::new(&config, &self.common, &self.throttles);
+        clients.insert(account.clone(), made.clone());
+        Ok(Some(made))
     }
 }
 

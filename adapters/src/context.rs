@@ -8,10 +8,13 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::http::HttpConnectorSettings;
 use lbgp_core::Region;
+use lbgp_core::accounts::AccountId;
 use lbgp_core::config::CommonConfig;
 
 use crate::Error;
+use crate::accounts::MemberClients;
 use crate::cloudwatch::CloudWatch;
 use crate::ec2::Ec2;
 use crate::notify::Notifier;
@@ -38,9 +41,22 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one AWS call may take with its retries.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long opening a connection may take: the SDK's own default, named
+/// so that the process's HTTPS connector is built for it at start-up
+/// ([`crate::http`]).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// The connector settings [`timeouts`] leads every SDK client to ask for.
+pub fn connector_settings() -> HttpConnectorSettings {
+    HttpConnectorSettings::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build()
+}
+
 /// The timeouts every client uses.
 pub fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build()
@@ -48,9 +64,12 @@ pub fn timeouts() -> TimeoutConfig {
 
 /// Loads the SDK configuration the standard way (environment, profile,
 /// instance/Lambda role; `AWS_ENDPOINT_URL` honoured), with our retry policy
-/// and timeouts.
+/// and timeouts, and one HTTPS client for every SDK client built from it
+/// (the root certificates parsed once, not once per client:
+/// [`crate::http`]).
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::http::shared_https_client(&connector_settings()))
         .retry_config(retries())
         .timeout_config(timeouts())
         .load()
@@ -74,21 +93,24 @@ pub struct Aws {
     pub throttles: Throttles,
     /// The home region (`AWS_REGION`): where the table and topic live.
     pub home: Region,
+    /// The clients of the other member accounts (`LBGP_ACCOUNTS`), made on
+    /// first use.
+    pub members: Arc<MemberClients>,
 }
 
-impl Aws {
-    /// Builds clients from an SDK configuration: per-region EC2 clients for
-    /// `common.regions`, DynamoDB and SNS in the configuration's region.
-    pub fn new(sdk: &SdkConfig, common: &CommonConfig, clock: Arc<dyn Clock>) -> Result<Aws, Error> {
-        let home = sdk
-            .region()
-            .and_then(|r| Region::new(r.as_ref()))
-            .ok_or_else(|| Error::Unexpected {
-                operation: "configuration",
-                region: "-".to_owned(),
-                detail: "AWS_REGION is not set: it names the home region of the table and topic".to_owned(),
-            })?;
-        let throttles = Throttles::default();
+/// EC2 and CloudWatch clients of one account, one per mesh region.
+#[derive(Debug, Clone)]
+pub struct RegionalClients {
+    /// EC2, one per mesh region, each with its own write bucket (EC2's
+    /// budget is per account and region).
+    pub ec2: BTreeMap<Region, Ec2>,
+    /// CloudWatch, one per mesh region.
+    pub cloudwatch: BTreeMap<Region, CloudWatch>,
+}
+
+impl RegionalClients {
+    /// The clients of the account `sdk`'s credentials are in.
+    pub fn new(sdk: &SdkConfig, common: &CommonConfig, throttles: &Throttles) -> RegionalClients {
         let ec2 = common
             .regions
             .iter()
@@ -104,14 +126,13 @@ impl Aws {
                 )
             })
             .collect();
-        let counter = || ThrottleCounter::new(throttles.clone(), None);
         let cloudwatch = common
             .regions
             .iter()
             .map(|region| {
                 let conf = aws_sdk_cloudwatch::config::Builder::from(sdk)
                     .region(aws_sdk_cloudwatch::config::Region::new(region.to_string()))
-                    .interceptor(counter())
+                    .interceptor(ThrottleCounter::new(throttles.clone(), None))
                     .build();
                 (
                     region.clone(),
@@ -119,6 +140,25 @@ impl Aws {
                 )
             })
             .collect();
+        RegionalClients { ec2, cloudwatch }
+    }
+}
+
+impl Aws {
+    /// Builds clients from an SDK configuration: per-region EC2 clients for
+    /// `common.regions`, DynamoDB and SNS in the configuration's region.
+    pub fn new(sdk: &SdkConfig, common: &CommonConfig, clock: Arc<dyn Clock>) -> Result<Aws, Error> {
+        let home = sdk
+            .region()
+            .and_then(|r| Region::new(r.as_ref()))
+            .ok_or_else(|| Error::Unexpected {
+                operation: "configuration",
+                region: "-".to_owned(),
+                detail: "AWS_REGION is not set: it names the home region of the table and topic".to_owned(),
+            })?;
+        let throttles = Throttles::default();
+        let RegionalClients { ec2, cloudwatch } = RegionalClients::new(sdk, common, &throttles);
+        let counter = || ThrottleCounter::new(throttles.clone(), None);
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
             .interceptor(counter())
             .build();
@@ -147,6 +187,7 @@ impl Aws {
                 common.follow_up_queue.clone(),
                 home.clone(),
             ),
+            members: Arc::new(MemberClients::new(sdk, common, &throttles)),
             throttles,
             home,
         })
@@ -169,5 +210,35 @@ impl Aws {
         self.ec2
             .get(region)
             .ok_or_else(|| Error::UnknownRegion(region.to_string()))
+    }
+
+    /// EC2 in `region` of `account` (`None`, or the home account: this
+    /// process's own clients). A member's clients are made on first use;
+    /// its role is assumed by its first call.
+    pub async fn ec2_in(&self, account: Option<&AccountId>, region: &Region) -> Result<Ec2, Error> {
+        match self.members.clients_of(account).await? {
+            None => self.ec2(region).cloned(),
+            Some(clients) => clients
+                .ec2
+                .get(region)
+                .cloned()
+                .ok_or_else(|| Error::UnknownRegion(region.to_string())),
+        }
+    }
+
+    /// CloudWatch in `region` of `account`, as [`Aws::ec2_in`].
+    pub async fn cloudwatch_in(
+        &self,
+        account: Option<&AccountId>,
+        region: &Region,
+    ) -> Result<CloudWatch, Error> {
+        match self.members.clients_of(account).await? {
+            None => self.cloudwatch(region).cloned(),
+            Some(clients) => clients
+                .cloudwatch
+                .get(region)
+                .cloned()
+                .ok_or_else(|| Error::UnknownRegion(region.to_string())),
+        }
     }
 }

@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod cloudwatch;
 pub mod context;
 pub mod ec2;
+pub mod http;
 pub mod notify;
 pub mod queue;
 pub mod store;

@@ -279,6 +279,7 @@ mod tests {
             target: "tgw-1".into(),
             previous_target: None,
             reason: "desired route is missing".into(),
+            account: None,
         }
     }
 
@@ -293,6 +294,7 @@ mod tests {
                 region: "eu-west-1".into(),
                 resource: None,
                 error: "DescribeRouteTables failed".into(),
+                account: None,
             });
         });
         assert_eq!(plan_verdict(&[partial]), Verdict::Failed);

@@ -64,15 +64,16 @@ impl<R: Reconciler> App<R> {
                 return App::misconfigured(e);
             }
         };
-        if reconciler.common().accounts.is_cross_account() {
-            // The member sessions exist, but no function reads or writes
-            // through them yet: a setting that would be silently ignored is
-            // refused instead, so nobody believes other accounts are managed.
+        if reconciler.common().accounts.is_cross_account() && !reconciler.manages_accounts() {
+            // A setting this function would silently ignore is refused
+            // instead, so nobody believes its other accounts are managed.
             let e = Error::Config(ConfigError::Invalid {
                 var: "LBGP_ACCOUNTS",
                 value: std::env::var("LBGP_ACCOUNTS").unwrap_or_default(),
-                expected: "unset: this release manages the home account only (cross-account meshes are not supported yet)"
-                    .to_owned(),
+                expected: format!(
+                    "unset: {} with these settings manages the home account only in this release (the injector's LBGP_ROUTE_STYLE=prefix-list is not cross-account yet)",
+                    reconciler.function()
+                ),
             });
             tracing::error!(error = %crate::error_chain(&e), "invalid configuration");
             return App::misconfigured(e);

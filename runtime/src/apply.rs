@@ -26,6 +26,7 @@ use lbgp_aws::Error;
 use lbgp_aws::context::Aws;
 use lbgp_aws::ec2::{Ec2, WriteOutcome, WritePermit};
 use lbgp_aws::store::Fence;
+use lbgp_core::accounts::{AccountId, TableOwners};
 use lbgp_core::failover::ListMove;
 use lbgp_core::report::{ChangeReport, ErrorReport, SkipReport};
 use lbgp_core::writeahead::{self, LedgerWrite, WRITES_PER_TRANSACTION};
@@ -112,6 +113,7 @@ impl Outcome {
             region: change.key.table.region.to_string(),
             resource: Some(format!("{} {}", change.key.table.id, change.key.destination)),
             error,
+            account: None,
         });
     }
 
@@ -122,6 +124,7 @@ impl Outcome {
             region: aws.home.to_string(),
             resource: Some("ledger".to_owned()),
             error: e.to_string(),
+            account: None,
         });
     }
 }
@@ -139,30 +142,46 @@ fn log_applied(change: &Change) {
     );
 }
 
-/// Runs `work` for each region's queue of changes, the regions side by side.
+/// Runs `work` for each queue of changes, one per account and region (EC2's
+/// budget is each one's own), side by side, with that account's EC2 client
+/// in that region. A queue whose client cannot be had fails each of its
+/// changes with why.
 pub async fn per_region<'c, Fut>(
+    aws: &Aws,
+    tables: Option<&TableOwners>,
     changes: &'c [Change],
-    work: impl Fn(&'c Region, Vec<&'c Change>) -> Fut,
+    work: impl Fn(Ec2, Vec<&'c Change>) -> Fut,
 ) -> Outcome
 where
     Fut: Future<Output = Outcome>,
 {
-    let mut queues: BTreeMap<&Region, Vec<&'c Change>> = BTreeMap::new();
+    let mut queues: BTreeMap<(Option<&AccountId>, &Region), Vec<&'c Change>> = BTreeMap::new();
     for change in changes {
-        queues.entry(&change.key.table.region).or_default().push(change);
+        let account = tables.and_then(|t| t.account(&change.key.table));
+        queues
+            .entry((account, &change.key.table.region))
+            .or_default()
+            .push(change);
     }
-    let outcomes = join_all(queues.into_iter().map(|(region, queue)| work(region, queue))).await;
+    let work = &work;
+    let outcomes = join_all(queues.into_iter().map(|((account, region), queue)| async move {
+        match aws.ec2_in(account, region).await {
+            Ok(ec2) => work(ec2, queue).await,
+            Err(e) => {
+                let mut out = Outcome::default();
+                for change in queue {
+                    out.fail(change, &e);
+                }
+                out
+            }
+        }
+    }))
+    .await;
     let mut total = Outcome::default();
     for o in outcomes {
         total.merge(o);
     }
     total.sorted()
-}
-
-/// How many writes a region keeps in flight: its burst (an unknown region
-/// fails each of its writes with a clear error; its queue needs a width).
-fn width(aws: &Aws, region: &Region) -> usize {
-    aws.ec2(region).map_or(1, Ec2::writes_in_flight)
 }
 
 /// Who owns the ledger entries being written.
@@ -172,6 +191,21 @@ pub struct Owner<'a> {
     pub function: &'a str,
     /// The mesh name (ledger partition).
     pub mesh: &'a str,
+    /// Which account owns each table, in a cross-account mesh: the writes
+    /// go there and the ledger records it. `None`: every table is the home
+    /// account's.
+    pub tables: Option<&'a TableOwners>,
+}
+
+impl Owner<'_> {
+    /// `write` with the account of its table recorded (a cross-account
+    /// mesh; otherwise as it is).
+    fn stamp(&self, mut write: LedgerWrite) -> LedgerWrite {
+        if let (LedgerWrite::Record(entry), Some(tables)) = (&mut write, self.tables) {
+            entry.account = tables.account(&entry.key.table).cloned();
+        }
+        write
+    }
 }
 
 /// How the write-ahead ledger writes are grouped.
@@ -210,7 +244,7 @@ pub async fn apply_owned_with(
     batching: LedgerBatching,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let fix_writes: Vec<LedgerWrite> = fixes.iter().map(writeahead::fix).collect();
+    let fix_writes: Vec<LedgerWrite> = fixes.iter().map(|f| owner.stamp(writeahead::fix(f))).collect();
     if let Err(e) = aws
         .store
         .write_ledger(fence, owner.function, owner.mesh, &fix_writes)
@@ -227,15 +261,16 @@ pub async fn apply_owned_with(
     }
     let fenced = AtomicBool::new(false);
     let fenced = &fenced;
-    let writes = per_region(changes, |region, queue| async move {
-        let burst = width(aws, region).min(WRITES_PER_TRANSACTION);
+    let writes = per_region(aws, owner.tables, changes, |ec2, queue| async move {
+        let ec2 = &ec2;
+        let burst = ec2.writes_in_flight().min(WRITES_PER_TRANSACTION);
         if batching == LedgerBatching::PerChange {
             let outcomes: Vec<Outcome> = stream::iter(queue)
                 .map(|change| async move {
                     if fenced.load(Ordering::SeqCst) {
                         return Outcome::default();
                     }
-                    let out = owned_burst(aws, fence, owner, &[change], budget, 1).await;
+                    let out = owned_burst((aws, ec2), fence, owner, &[change], budget, 1).await;
                     if out.fenced {
                         fenced.store(true, Ordering::SeqCst);
                     }
@@ -259,7 +294,7 @@ pub async fn apply_owned_with(
                 out.deferred += queue.len() - n * burst;
                 break;
             }
-            out.merge(owned_burst(aws, fence, owner, chunk, budget, burst).await);
+            out.merge(owned_burst((aws, ec2), fence, owner, chunk, budget, burst).await);
             if out.fenced {
                 fenced.store(true, Ordering::SeqCst);
                 break;
@@ -274,7 +309,7 @@ pub async fn apply_owned_with(
 
 /// One burst of owned changes: intents, writes, confirmations.
 async fn owned_burst(
-    aws: &Aws,
+    (aws, ec2): (&Aws, &Ec2),
     fence: &Fence,
     owner: Owner<'_>,
     chunk: &[&Change],
@@ -282,7 +317,11 @@ async fn owned_burst(
     in_flight: usize,
 ) -> Outcome {
     let mut out = Outcome::default();
-    let intents: Vec<LedgerWrite> = chunk.iter().filter_map(|c| writeahead::intent(c)).collect();
+    let intents: Vec<LedgerWrite> = chunk
+        .iter()
+        .filter_map(|c| writeahead::intent(c))
+        .map(|w| owner.stamp(w))
+        .collect();
     if let Err(e) = aws
         .store
         .write_ledger(fence, owner.function, owner.mesh, &intents)
@@ -295,7 +334,7 @@ async fn owned_burst(
         return out;
     }
     let results: Vec<(&Change, Option<Result<(), Error>>)> = stream::iter(chunk.iter().copied())
-        .map(|change| async move { (change, write_owned(aws, fence, change, budget).await) })
+        .map(|change| async move { (change, write_owned(ec2, fence, change, budget).await) })
         .buffer_unordered(in_flight)
         .collect()
         .await;
@@ -335,25 +374,20 @@ pub const THROTTLED_ROUNDS: usize = 3;
 
 /// The moves of one region, a burst in flight, in up to
 /// [`THROTTLED_ROUNDS`] rounds.
-async fn replace_in_region(
-    aws: &Aws,
-    fence: &Fence,
-    budget: &Budget,
-    region: &Region,
-    mut queue: Vec<&Change>,
-) -> Outcome {
+async fn replace_in_region(ec2: &Ec2, fence: &Fence, budget: &Budget, mut queue: Vec<&Change>) -> Outcome {
+    let region = ec2.region();
     let mut out = Outcome::default();
     for round in 1..=THROTTLED_ROUNDS {
         let results: Vec<(&Change, Option<Result<WriteOutcome, Error>>)> = stream::iter(queue)
             .map(|change| async move {
-                let result = match permit(aws, fence, change, budget).await {
+                let result = match permit(ec2, fence, budget).await {
                     None => None,
                     Some(Ok(p)) => Some(p.replace_route(&change.key, &change.target).await),
                     Some(Err(e)) => Some(Err(e)),
                 };
                 (change, result)
             })
-            .buffer_unordered(width(aws, region))
+            .buffer_unordered(ec2.writes_in_flight())
             .collect()
             .await;
         queue = Vec::new();
@@ -375,6 +409,7 @@ async fn replace_in_region(
                         resource: table.id.clone(),
                         destination: Some(change.key.destination.to_string()),
                         reason: "route deleted before it could be repointed".to_owned(),
+                        account: None,
                     });
                 }
                 Some(Err(e)) if e.is_throttled() && round < THROTTLED_ROUNDS => queue.push(change),
@@ -393,16 +428,7 @@ async fn replace_in_region(
 /// Waits for a write token of `change`'s region, then says whether the
 /// write may start: `None` when the deadline or the lease's end came while
 /// waiting (the change is deferred).
-async fn permit<'a>(
-    aws: &'a Aws,
-    fence: &Fence,
-    change: &Change,
-    budget: &Budget,
-) -> Option<Result<WritePermit<'a>, Error>> {
-    let ec2 = match aws.ec2(&change.key.table.region) {
-        Ok(ec2) => ec2,
-        Err(e) => return Some(Err(e)),
-    };
+async fn permit<'a>(ec2: &'a Ec2, fence: &Fence, budget: &Budget) -> Option<Result<WritePermit<'a>, Error>> {
     let permit = ec2.write_permit().await;
     budget.may_write(fence).then_some(Ok(permit))
 }
@@ -410,12 +436,12 @@ async fn permit<'a>(
 /// The EC2 write of one owned change, tolerant of what a lost response or a
 /// race leaves behind; `None` when it was not started (deferred).
 async fn write_owned(
-    aws: &Aws,
+    ec2: &Ec2,
     fence: &Fence,
     change: &Change,
     budget: &Budget,
 ) -> Option<Result<(), Error>> {
-    let permit = match permit(aws, fence, change, budget).await? {
+    let permit = match permit(ec2, fence, budget).await? {
         Ok(p) => p,
         Err(e) => return Some(Err(e)),
     };
@@ -433,8 +459,7 @@ async fn write_owned(
                 // the target is ours; otherwise the intent stays pending and
                 // the next plan drops it (and reports the conflict).
                 WriteOutcome::AlreadyExists
-                    if aws
-                        .ec2(&change.key.table.region)?
+                    if ec2
                         .read_static_route(&change.key)
                         .await?
                         .is_some_and(|r| r.target == change.target) =>
@@ -450,7 +475,7 @@ async fn write_owned(
                 WriteOutcome::Applied | WriteOutcome::AlreadyExists => Ok(()),
                 // Deleted under us: create it (the entry is already ours),
                 // with a token and a check of its own.
-                WriteOutcome::NotFound => match permit_again(aws, fence, change, budget).await? {
+                WriteOutcome::NotFound => match permit_again(ec2, fence, budget).await? {
                     Some(again) => match again.create_route(&change.key, &change.target).await? {
                         WriteOutcome::Applied => Ok(()),
                         _ => Err(unexpected(
@@ -471,12 +496,11 @@ async fn write_owned(
 }
 
 async fn permit_again<'a>(
-    aws: &'a Aws,
+    ec2: &'a Ec2,
     fence: &Fence,
-    change: &Change,
     budget: &Budget,
 ) -> Result<Option<WritePermit<'a>>, Error> {
-    permit(aws, fence, change, budget).await.transpose()
+    permit(ec2, fence, budget).await.transpose()
 }
 
 /// A state record to save, fenced, before a unit's routes move.
@@ -498,6 +522,7 @@ pub async fn apply_moves(
     (function, scope): (&str, &str),
     (state, unsettled, settled): (Option<&StateRecord>, Option<&StateRecord>, Option<&StateRecord>),
     (moves, lists): (&[Change], &[ListMove]),
+    tables: Option<&TableOwners>,
     budget: &Budget,
 ) -> Outcome {
     let mut outcome = Outcome::default();
@@ -516,15 +541,16 @@ pub async fn apply_moves(
                 region: aws.home.to_string(),
                 resource: Some(format!("state {scope}")),
                 error: e.to_string(),
+                account: None,
             });
             return outcome;
         }
     }
     let (moved, listed) = futures::join!(
-        per_region(moves, |region, queue| {
-            replace_in_region(aws, fence, budget, region, queue)
+        per_region(aws, tables, moves, |ec2, queue| async move {
+            replace_in_region(&ec2, fence, budget, queue).await
         }),
-        replace_lists(aws, fence, budget, lists),
+        replace_lists(aws, (fence, budget), tables, lists),
     );
     outcome.merge(moved);
     outcome.merge(listed);
@@ -548,14 +574,20 @@ pub async fn apply_moves(
 
 /// The prefix-list routes of a plan, a burst in flight per region, with the
 /// CIDR moves' pacing, deadline and throttled rounds.
-async fn replace_lists(aws: &Aws, fence: &Fence, budget: &Budget, lists: &[ListMove]) -> Outcome {
-    let mut by_region: BTreeMap<&Region, Vec<&ListMove>> = BTreeMap::new();
+async fn replace_lists(
+    aws: &Aws,
+    (fence, budget): (&Fence, &Budget),
+    tables: Option<&TableOwners>,
+    lists: &[ListMove],
+) -> Outcome {
+    let mut by_region: BTreeMap<(Option<&AccountId>, &Region), Vec<&ListMove>> = BTreeMap::new();
     for l in lists {
-        by_region.entry(&l.table.region).or_default().push(l);
+        let account = tables.and_then(|t| t.account(&l.table));
+        by_region.entry((account, &l.table.region)).or_default().push(l);
     }
-    let outcomes = join_all(by_region.into_iter().map(|(region, queue)| async move {
+    let outcomes = join_all(by_region.into_iter().map(|((account, region), queue)| async move {
         let mut out = Outcome::default();
-        let ec2 = match aws.ec2(region) {
+        let ec2 = match aws.ec2_in(account, region).await {
             Ok(ec2) => ec2,
             Err(e) => {
                 for l in queue {
@@ -564,6 +596,7 @@ async fn replace_lists(aws: &Aws, fence: &Fence, budget: &Budget, lists: &[ListM
                 return out;
             }
         };
+        let ec2 = &ec2;
         let mut queue = queue;
         for round in 1..=THROTTLED_ROUNDS {
             let results: Vec<(&ListMove, Option<Result<WriteOutcome, Error>>)> = stream::iter(queue)
@@ -581,7 +614,7 @@ async fn replace_lists(aws: &Aws, fence: &Fence, budget: &Budget, lists: &[ListM
                         ),
                     )
                 })
-                .buffer_unordered(width(aws, region))
+                .buffer_unordered(ec2.writes_in_flight())
                 .collect()
                 .await;
             queue = Vec::new();
@@ -602,6 +635,7 @@ async fn replace_lists(aws: &Aws, fence: &Fence, budget: &Budget, lists: &[ListM
                             resource: l.table.id.clone(),
                             destination: Some(l.prefix_list_id.clone()),
                             reason: "route deleted before it could be repointed".to_owned(),
+                            account: None,
                         });
                     }
                     Some(Err(e)) if e.is_throttled() && round < THROTTLED_ROUNDS => queue.push(l),
@@ -636,5 +670,6 @@ fn list_failed(out: &mut Outcome, l: &ListMove, e: &Error) {
         region: l.table.region.to_string(),
         resource: Some(format!("{} {}", l.table.id, l.prefix_list_id)),
         error: e.to_string(),
+        account: None,
     });
 }

@@ -21,6 +21,7 @@
 //! - [`prefix_lists`]: applying a plan's prefix-list steps.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod app;
 pub mod apply;
 pub mod budget;

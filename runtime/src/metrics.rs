@@ -519,6 +519,7 @@ mod tests {
             target: "tgw-1".into(),
             previous_target: None,
             reason: "r".into(),
+            account: None,
         }
     }
 
@@ -559,6 +560,7 @@ mod tests {
             wanted: None,
             held_by: vec!["tgw-a".into(), "tgw-b".into()],
             reason: "contested".into(),
+            account: None,
         }];
         let mut inv = invocation(&response);
         inv.function = "vpc-route-injector";

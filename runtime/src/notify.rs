@@ -160,6 +160,7 @@ mod tests {
             wanted: Some("tgw-1".into()),
             held_by: vec!["i-legacy".into()],
             reason: "held".into(),
+            account: None,
         }
     }
 

@@ -85,6 +85,7 @@ fn report(region: &Region, resource: Option<String>, e: &Error) -> ErrorReport {
         region: region.to_string(),
         resource,
         error,
+        account: None,
     }
 }
 

@@ -26,6 +26,7 @@ where
                     region: region.to_string(),
                     resource: None,
                     error: e.to_string(),
+                    account: None,
                 });
             }
         }
@@ -73,6 +74,7 @@ where
                     region: region.to_string(),
                     resource: Some(resource.to_owned()),
                     error: crate::error_chain(&e),
+                    account: None,
                 });
             }
         }

@@ -316,6 +316,13 @@ pub async fn run<R: Reconciler>(
         .collect();
     owned.sort();
     let mut response = finish(response, runs, &request, started, true);
+    if let Some(why) = &response.refused {
+        // The prefix-list guard refused the plan whole (the routes guard's
+        // refusals returned above, notified): announced the same way.
+        let mut n = notice::plan_refused(function, &request.label, None, why, &[]);
+        n.subject = format!("lbgp {function}: plan refused by the blast-radius guard");
+        notify::publish(aws, &n).await;
+    }
     if !owned.is_empty() {
         let n = notice::plan_applied(function, &request.label, &owned, &response.errors);
         notify::publish(aws, &n).await;
@@ -357,6 +364,7 @@ async fn apply_unit<R: Reconciler>(
                 let owner = Owner {
                     function,
                     mesh: &common.mesh,
+                    tables: plan.tables.as_ref(),
                 };
                 if let Err(outcome) = set_tags(aws, &extras.tags).await {
                     run.errors.extend(outcome);
@@ -406,6 +414,7 @@ async fn apply_unit<R: Reconciler>(
                     (function, &run.unit.scope),
                     (state.as_ref(), unsettled.as_ref(), settled.as_ref()),
                     (&plan.changes, lists),
+                    plan.tables.as_ref(),
                     &request.budget,
                 )
                 .await
@@ -505,6 +514,7 @@ async fn apply_unit<R: Reconciler>(
                     region: aws.home.to_string(),
                     resource: Some(format!("lease {}", run.unit.scope)),
                     error: e.to_string(),
+                    account: None,
                 });
                 return run;
             }
@@ -514,6 +524,7 @@ async fn apply_unit<R: Reconciler>(
                 region: aws.home.to_string(),
                 resource: Some(format!("lease {}", run.unit.scope)),
                 error: e.to_string(),
+                account: None,
             });
             return run;
         }
@@ -529,6 +540,7 @@ async fn apply_unit<R: Reconciler>(
                     region: aws.home.to_string(),
                     resource: Some(run.unit.scope.clone()),
                     error: crate::error_chain(&e),
+                    account: None,
                 });
                 release_fully(aws, &fence).await;
                 return run;
@@ -551,6 +563,7 @@ async fn apply_unit<R: Reconciler>(
                 region: aws.home.to_string(),
                 resource: Some(run.unit.scope.clone()),
                 error: e.to_string(),
+                account: None,
             });
             release_fully(aws, &fence).await;
             return run;
@@ -644,6 +657,9 @@ fn finish<K>(
     conflicts.sort();
     conflicts.dedup();
     response.conflicts = conflicts;
+    for tables in runs.iter().filter_map(|r| r.plan.as_ref()?.tables.as_ref()) {
+        lbgp_core::accounts::name_accounts(&mut response, tables);
+    }
     response.errors.sort();
     response.skipped.sort();
     if response.fit(RESPONSE_BUDGET) {
@@ -654,7 +670,17 @@ fn finish<K>(
         );
     }
     response.locked = runs.iter().any(|r| r.locked_by.is_some());
-    response.applied = applied_run && !request.dry_run && runs.iter().any(|r| r.plan.is_some());
+    // A plan the prefix-list guard refused (`extras.refused`) applied
+    // nothing, as its message says.
+    let refused = |r: &UnitRun<K>| match &r.plan {
+        Some(UnitPlan {
+            writes: Writes::Owned { extras, .. },
+            ..
+        }) => extras.refused.is_some(),
+        _ => false,
+    };
+    response.applied =
+        applied_run && !request.dry_run && runs.iter().any(|r| r.plan.is_some() && !refused(r));
     response.duration_ms = elapsed_ms(started);
     tracing::info!(
         function = %response.function,
@@ -696,6 +722,7 @@ async fn set_tags(aws: &Aws, tags: &[TagWrite]) -> Result<(), Vec<ErrorReport>> 
                         t.value,
                         crate::error_chain(&e)
                     ),
+                    account: None,
                 }]);
             }
         }

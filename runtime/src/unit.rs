@@ -2,6 +2,7 @@
 //! units of work and their plans ([`UnitPlan`], [`Writes`]), and the
 //! request a pass runs for. The loop itself is [`crate::reconcile`].
 
+use lbgp_core::accounts::TableOwners;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -225,6 +226,10 @@ pub struct UnitPlan {
     pub headline: bool,
     /// The notification to publish after the apply.
     pub notice: Option<DecisionNotice>,
+    /// Which account owns each table, in a cross-account mesh: where the
+    /// writes go, what the ledger records, what the response names.
+    /// `None`: every table is the home account's.
+    pub tables: Option<TableOwners>,
 }
 
 impl UnitPlan {
@@ -257,6 +262,7 @@ impl UnitPlan {
             report: None,
             headline: false,
             notice: None,
+            tables: None,
         }
     }
 }
@@ -287,6 +293,11 @@ pub trait Reconciler: Send + Sync {
     /// Whether a manual invoke may carry a migration command
     /// (`migrate`/`adopt`).
     fn takes_migration(&self) -> bool {
+        false
+    }
+    /// Whether the function reads and writes member accounts
+    /// (`LBGP_ACCOUNTS`); one that does not refuses to start with it set.
+    fn manages_accounts(&self) -> bool {
         false
     }
     /// The units `request` concerns, in `regions`.

@@ -16,9 +16,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::desire::Desire;
-use crate::model::{RouteTableRef, TableKind};
+use crate::model::{Region, RouteTableRef, TableKind};
 use crate::plan::OwnershipLedger;
-use crate::report::{ErrorReport, SkipReport};
+use crate::report::{ErrorReport, InvokeResponse, SkipReport};
 
 /// The default `LBGP_MEMBER_ROLE`.
 pub const DEFAULT_MEMBER_ROLE: &str = "lbgp-member";
@@ -201,6 +201,34 @@ impl TableOwners {
     pub fn owner(&self, table: &RouteTableRef) -> &AccountId {
         self.owners.get(table).unwrap_or(&self.home)
     }
+
+    /// The owner of `table` when it is not the home account: where its
+    /// writes go, and what its ledger entry records.
+    pub fn account(&self, table: &RouteTableRef) -> Option<&AccountId> {
+        self.owners.get(table).filter(|a| **a != self.home)
+    }
+
+    /// The home account.
+    pub fn home(&self) -> &AccountId {
+        &self.home
+    }
+
+    /// Learns the tables' owners the ledger recorded (an entry without an
+    /// account is the home account's); what a read says overrides them.
+    pub fn record_ledger(&mut self, ledger: &OwnershipLedger) {
+        for e in ledger.iter() {
+            if let Some(a) = &e.account {
+                self.owners
+                    .entry(e.key.table.clone())
+                    .or_insert_with(|| a.clone());
+            }
+        }
+    }
+
+    /// The tables and their owners, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = (&RouteTableRef, &AccountId)> {
+        self.owners.iter()
+    }
 }
 
 /// The accounts a run could not read, each with why (role denied, missing,
@@ -232,6 +260,7 @@ pub fn guard(
             error: format!(
                 "account {account} could not be read ({why}); its tables are left exactly as they are"
             ),
+            account: Some(account.to_string()),
         });
     }
     let tables: BTreeSet<RouteTableRef> = ledger
@@ -261,9 +290,103 @@ pub fn guard(
             resource: table.id.clone(),
             destination: None,
             reason: format!("owned by account {owner}, which is not a member (LBGP_ACCOUNTS); never written"),
+            account: Some(owner.to_string()),
         });
     }
     desire.normalise();
+}
+
+/// What a cross-account read found out about accounts: who the members
+/// are, who owns each table, which accounts could not be read, and which
+/// attached VPCs belong to accounts that are not members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountsView {
+    /// The members.
+    pub membership: Membership,
+    /// The owner of every table read or in the ledger.
+    pub tables: TableOwners,
+    /// Member accounts that could not be read, with why.
+    pub unreadable: Unreadable,
+    /// Attached VPCs of non-members, never read nor written: (region,
+    /// account, VPC id).
+    pub not_members: BTreeSet<(Region, AccountId, String)>,
+}
+
+impl AccountsView {
+    /// Nothing read yet.
+    pub fn new(membership: Membership) -> AccountsView {
+        let tables = TableOwners::new(membership.home().clone());
+        AccountsView {
+            membership,
+            tables,
+            unreadable: Unreadable::new(),
+            not_members: BTreeSet::new(),
+        }
+    }
+
+    /// Adds what another region's read found.
+    pub fn merge(&mut self, other: AccountsView) {
+        for (t, a) in other.tables.owners {
+            self.tables.owners.entry(t).or_insert(a);
+        }
+        for (a, why) in other.unreadable {
+            self.unreadable.entry(a).or_insert(why);
+        }
+        self.not_members.extend(other.not_members);
+        for a in other.membership.iter() {
+            self.membership.members.insert(a.clone());
+        }
+    }
+
+    /// [`guard`], and one skip report per attached VPC of a non-member.
+    pub fn guard(&self, desire: &mut Desire, ledger: &OwnershipLedger) {
+        for (region, account, vpc) in &self.not_members {
+            desire.skipped.push(SkipReport {
+                region: region.to_string(),
+                resource: vpc.clone(),
+                destination: None,
+                reason: format!(
+                    "attached VPC of account {account}, which is not a member (LBGP_ACCOUNTS); never read nor written"
+                ),
+                account: Some(account.to_string()),
+            });
+        }
+        guard(desire, ledger, &self.tables, &self.membership, &self.unreadable);
+    }
+}
+
+/// Names the account of every change, conflict, skip and error of
+/// `response` that concerns a table `tables` knows (a cross-account mesh:
+/// the home account's tables too). Reports that already name one keep it.
+pub fn name_accounts(response: &mut InvokeResponse, tables: &TableOwners) {
+    let by_id: BTreeMap<&str, &AccountId> = tables.iter().map(|(t, a)| (t.id.as_str(), a)).collect();
+    let name = |id: &str, account: &mut Option<String>| {
+        if account.is_none() {
+            *account = Some(by_id.get(id).copied().unwrap_or(tables.home()).to_string());
+        }
+    };
+    for c in &mut response.changes {
+        name(&c.route_table_id, &mut c.account);
+    }
+    for c in &mut response.conflicts {
+        if let Some(id) = &c.route_table_id {
+            name(id, &mut c.account);
+        }
+    }
+    for s in &mut response.skipped {
+        if by_id.contains_key(s.resource.as_str()) || s.resource.starts_with("rtb-") {
+            name(&s.resource, &mut s.account);
+        }
+    }
+    for e in &mut response.errors {
+        if let Some(id) = e
+            .resource
+            .as_deref()
+            .filter(|r| by_id.contains_key(r) || r.starts_with("rtb-"))
+        {
+            name(id, &mut e.account);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -484,5 +607,98 @@ mod tests {
         let unreadable = Unreadable::from([(acct(HOME), "throttled".to_owned())]);
         guard(&mut desire, &ledger, &owners, &membership, &unreadable);
         assert!(desire.frozen_tables.contains(&table("rtb-written-last-year")));
+    }
+
+    #[test]
+    fn ledger_accounts_and_reads_say_who_owns_a_table() {
+        let mut owners = TableOwners::new(acct(HOME));
+        let mut ledger = OwnershipLedger::new();
+        let mut entry = LedgerEntry::new(
+            key("rtb-app", "10.0.0.0/8"),
+            RouteTarget::TransitGateway("tgw-1".to_owned()),
+            LedgerStatus::Owned,
+        );
+        entry.account = Some(acct(APP));
+        ledger.insert(entry);
+        ledger.insert(LedgerEntry::new(
+            key("rtb-old", "10.0.0.0/8"),
+            RouteTarget::TransitGateway("tgw-1".to_owned()),
+            LedgerStatus::Owned,
+        ));
+        owners.record_ledger(&ledger);
+        owners.insert(table("rtb-home"), acct(HOME));
+        assert_eq!(owners.account(&table("rtb-app")), Some(&acct(APP)));
+        // Home tables, read or recorded before accounts existed: no account.
+        assert_eq!(owners.account(&table("rtb-old")), None);
+        assert_eq!(owners.account(&table("rtb-home")), None);
+        assert_eq!(owners.owner(&table("rtb-old")), &acct(HOME));
+    }
+
+    #[test]
+    fn every_report_about_a_table_names_its_account() {
+        let mut owners = TableOwners::new(acct(HOME));
+        owners.insert(table("rtb-app"), acct(APP));
+        let change = |t: &str| crate::report::ChangeReport {
+            op: "create".into(),
+            region: "eu-west-1".into(),
+            route_table_id: t.into(),
+            destination: "10.0.0.0/8".into(),
+            target: "tgw-1".into(),
+            previous_target: None,
+            reason: "r".into(),
+            account: None,
+        };
+        let mut response = InvokeResponse {
+            changes: vec![change("rtb-app"), change("rtb-home")],
+            skipped: vec![SkipReport {
+                region: "eu-west-1".into(),
+                resource: "rtb-app".into(),
+                destination: None,
+                reason: "r".into(),
+                account: None,
+            }],
+            errors: vec![ErrorReport {
+                region: "-".into(),
+                resource: Some("account 333333333333".into()),
+                error: "denied".into(),
+                account: Some(OTHER.into()),
+            }],
+            ..InvokeResponse::default()
+        };
+        name_accounts(&mut response, &owners);
+        let accounts: Vec<&str> = response
+            .changes
+            .iter()
+            .filter_map(|c| c.account.as_deref())
+            .collect();
+        assert_eq!(accounts, vec![APP, HOME]);
+        assert_eq!(response.skipped[0].account.as_deref(), Some(APP));
+        // An error that names its account keeps it.
+        assert_eq!(response.errors[0].account.as_deref(), Some(OTHER));
+    }
+
+    #[test]
+    fn a_non_members_attached_vpc_is_reported_once_and_views_merge() {
+        let listed = AccountsConfig {
+            members: MemberSetting::Listed(BTreeSet::from([acct(APP)])),
+            ..AccountsConfig::default()
+        };
+        let region = Region::new("eu-west-1").unwrap();
+        let mut a = AccountsView::new(listed.membership(&acct(HOME), &[]));
+        a.not_members
+            .insert((region.clone(), acct(OTHER), "vpc-stranger".to_owned()));
+        let mut b = AccountsView::new(listed.membership(&acct(HOME), &[]));
+        b.tables.insert(table("rtb-app"), acct(APP));
+        b.unreadable.insert(acct(APP), "denied".to_owned());
+        a.merge(b);
+        let mut desire = Desire {
+            desired: vec![desired("rtb-app", "10.0.0.0/8")],
+            ..Desire::default()
+        };
+        a.guard(&mut desire, &OwnershipLedger::new());
+        assert_eq!(desire.skipped.len(), 1, "{:?}", desire.skipped);
+        assert!(desire.skipped[0].reason.contains(OTHER));
+        assert!(desire.frozen_tables.contains(&table("rtb-app")));
+        assert_eq!(desire.errors.len(), 1);
     }
 }

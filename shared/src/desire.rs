@@ -151,7 +151,7 @@ impl Desire {
                 destination: Some(entry.key.destination.to_string()),
                 reason: format!(
                     "written {ago} s ago and not visible yet (EC2 reads lag writes); checked again on a later run"
-                ),
+                ), account: None,
             });
             self.frozen_keys.insert(entry.key.clone());
         }
@@ -181,6 +181,7 @@ impl Desire {
             region: table.region.to_string(),
             resource: Some(table.id.clone()),
             error,
+            account: None,
         });
         self.frozen_tables.insert(table);
     }

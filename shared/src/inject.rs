@@ -58,6 +58,9 @@ pub struct InjectorView {
     pub legacy: LegacyView,
     /// VPC states a cutover or rollback sets, before their tags say so.
     pub overrides: BTreeMap<String, MigrationState>,
+    /// Who owns what, in a cross-account mesh (`LBGP_ACCOUNTS` set):
+    /// applied by [`crate::accounts::AccountsView::guard`].
+    pub accounts: Option<crate::accounts::AccountsView>,
 }
 
 /// The regions a run must read to reconcile `scope`: specific mode needs
@@ -206,6 +209,7 @@ pub fn desire(view: InjectorView, ledger: &OwnershipLedger, config: &InjectorCon
                 resource: table.id.clone(),
                 destination: None,
                 reason,
+                account: None,
             };
             let (tgw_id, ipv6) = match attachment {
                 Attachment::Transitional(id, state) => {
@@ -324,6 +328,7 @@ fn add_overlay(
                 resource: t.id.clone(),
                 destination: None,
                 reason: "legacy overlay: not every mesh region could be read; table kept as it is".to_owned(),
+                account: None,
             });
             out.frozen_tables.insert(table_ref(r, t));
         }
@@ -415,6 +420,7 @@ fn prefixes_for(
             resource: table_id.to_owned(),
             destination: Some(p.to_string()),
             reason,
+            account: None,
         })
     };
     match config.inject_mode {

@@ -265,6 +265,7 @@ pub fn overlay(
                             resource: table.id.clone(),
                             destination: Some(c.to_string()),
                             reason: format!("legacy overlay: {vpc}'s CIDR overlaps this VPC's own CIDR {o}"),
+                            account: None,
                         });
                         None
                     }
@@ -288,6 +289,7 @@ pub fn overlay(
                     resource: table.id.clone(),
                     destination: Some(c.to_string()),
                     reason: format!("legacy overlay: {why}; route kept as it is"),
+                    account: None,
                 });
                 out.frozen.insert(RouteKey {
                     table: table_ref.clone(),
@@ -421,6 +423,7 @@ mod tests {
             gateway_ids: vec![],
             tags: BTreeMap::new(),
             routes: vec![],
+            owner: None,
         }
     }
 

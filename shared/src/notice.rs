@@ -210,6 +210,7 @@ mod tests {
             target: "tgw-0123456789abcdef0".into(),
             previous_target: None,
             reason: "desired route is missing".into(),
+            account: None,
         }
     }
 

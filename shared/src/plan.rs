@@ -40,6 +40,10 @@ pub struct LedgerEntry {
     /// ours whichever of the two targets it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<RouteTarget>,
+    /// The account of the table, recorded in a cross-account mesh; `None`
+    /// is the home account (every item written before accounts existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<crate::accounts::AccountId>,
 }
 
 impl LedgerEntry {
@@ -50,6 +54,7 @@ impl LedgerEntry {
             target,
             status,
             previous: None,
+            account: None,
         }
     }
 
@@ -894,6 +899,7 @@ mod tests {
                         // Only a replace in flight has one, and replaces
                         // are recorded as owned.
                         previous: previous.filter(|_| !pending),
+                        account: None,
                     });
                 }
             }

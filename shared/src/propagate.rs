@@ -265,6 +265,7 @@ pub fn desire(view: MeshView, ledger: &OwnershipLedger, config: &PropagatorConfi
             wanted: None,
             held_by,
             reason: "originated by more than one transit gateway; installed nowhere".to_owned(),
+            account: None,
         });
     }
 
@@ -341,6 +342,7 @@ fn direct(
                         resource: table.id.clone(),
                         destination: Some(p.to_string()),
                         reason: format!("{why}: route kept as it is until it settles"),
+                        account: None,
                     });
                     out.frozen_keys.insert(key);
                 }
@@ -363,6 +365,7 @@ fn direct(
                             "peering attachment {} is {}: route kept as it is until it settles",
                             p.id, p.state
                         ),
+                        account: None,
                     });
                     out.frozen_keys.insert(entry.key.clone());
                 }
@@ -428,6 +431,7 @@ fn no_targets(t: &Member<'_>, mesh: &str) -> SkipReport {
         resource: t.tgw.id.clone(),
         destination: None,
         reason: format!("no route table tagged {TAG_MESH}={mesh} and no default association table"),
+        account: None,
     }
 }
 
@@ -442,7 +446,7 @@ fn unassociated(out: &mut Desire, t: &Member<'_>, p: &PeeringAttachment) {
             "peering attachment {} is associated with no route table of {} in {}: traffic arriving over it is dropped. \
              Associate it with a route table (AssociateTransitGatewayRouteTable); lbgp does not change associations",
             p.id, t.tgw.id, t.region
-        ),
+        ), account: None,
     });
     out.unassociated.push(p.id.clone());
 }

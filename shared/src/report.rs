@@ -23,6 +23,10 @@ pub struct ChangeReport {
     pub previous_target: Option<String>,
     /// Why.
     pub reason: String,
+    /// The account of the table or resource, in a cross-account mesh
+    /// (`LBGP_ACCOUNTS` set); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 impl From<&Change> for ChangeReport {
@@ -35,6 +39,7 @@ impl From<&Change> for ChangeReport {
             target: c.target.to_string(),
             previous_target: c.previous.as_ref().map(ToString::to_string),
             reason: c.reason.to_string(),
+            account: None,
         }
     }
 }
@@ -70,6 +75,10 @@ pub struct ConflictReport {
     pub held_by: Vec<String>,
     /// Why nothing was installed.
     pub reason: String,
+    /// The account of the table or resource, in a cross-account mesh
+    /// (`LBGP_ACCOUNTS` set); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 impl From<&Conflict> for ConflictReport {
@@ -88,6 +97,7 @@ impl From<&Conflict> for ConflictReport {
                     crate::model::RouteOrigin::Local => "local",
                 }
             ),
+            account: None,
         }
     }
 }
@@ -105,6 +115,10 @@ pub struct SkipReport {
     pub destination: Option<String>,
     /// Why.
     pub reason: String,
+    /// The account of the table or resource, in a cross-account mesh
+    /// (`LBGP_ACCOUNTS` set); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// A failure confined to one region or table: the rest of the run went on.
@@ -117,6 +131,10 @@ pub struct ErrorReport {
     pub resource: Option<String>,
     /// What failed and what to do.
     pub error: String,
+    /// The account of the table or resource, in a cross-account mesh
+    /// (`LBGP_ACCOUNTS` set); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// The response of every invocation.
@@ -266,6 +284,7 @@ mod tests {
                 target: "tgw-0123456789abcdef0".into(),
                 previous_target: None,
                 reason: "desired route is missing".into(),
+                account: None,
             })
             .collect();
         response.conflicts = (0..20_000)
@@ -276,6 +295,7 @@ mod tests {
                 wanted: Some("tgw-0123456789abcdef0".into()),
                 held_by: vec!["i-0123456789abcdef0".into()],
                 reason: "destination held by a static route we did not create; left untouched".into(),
+                account: None,
             })
             .collect();
         let whole = serde_json::to_vec(&response).unwrap().len();

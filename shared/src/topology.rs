@@ -4,6 +4,7 @@
 //! them to the rules (`inject`, `propagate`, `failover`), which never see an
 //! SDK type. States are enums parsed once, at the edge, from AWS's strings.
 
+use crate::accounts::AccountId;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -278,6 +279,8 @@ pub struct VpcAttachment {
     pub state: AttachmentState,
     /// `Options.Ipv6Support` is `enable`: IPv6 traffic crosses it.
     pub ipv6_support: bool,
+    /// The account owning the VPC (`ResourceOwnerId`), when AWS said.
+    pub vpc_owner: Option<AccountId>,
 }
 
 /// One side of a peering attachment.
@@ -359,6 +362,8 @@ pub struct VpcRouteTable {
     pub tags: BTreeMap<String, String>,
     /// Routes with a CIDR destination (prefix-list routes are not ours).
     pub routes: Vec<VpcRoute>,
+    /// The account owning the table (`OwnerId`), when AWS said.
+    pub owner: Option<AccountId>,
 }
 
 impl VpcRouteTable {

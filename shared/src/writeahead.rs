@@ -71,6 +71,7 @@ pub fn intent(change: &Change) -> Option<LedgerWrite> {
         target: change.target.clone(),
         status,
         previous,
+        account: None,
     };
     match change.op {
         ChangeOp::Create => Some(LedgerWrite::Record(entry(LedgerStatus::Pending, None))),

@@ -716,6 +716,7 @@ impl ProtocolModel {
             target: self.target(e.target),
             status: e.status,
             previous: e.previous.map(|p| self.target(p)),
+            account: None,
         }
     }
 

@@ -118,6 +118,7 @@ fn vpc_attachment(id: &str, tgw: &str, vpc: &Vpc) -> VpcAttachment {
         vpc_id: vpc.id.clone(),
         state: AttachmentState::Available,
         ipv6_support: vpc.cidrs.iter().any(Cidr::is_ipv6),
+        vpc_owner: None,
     }
 }
 
@@ -308,6 +309,7 @@ fn unreadable(region: &Region) -> ErrorReport {
         region: region.to_string(),
         resource: None,
         error: "DescribeTransitGateways: dispatch failure: connection refused".to_owned(),
+        account: None,
     }
 }
 
@@ -372,6 +374,7 @@ fn hand_region(name: &str, tgws: &[(&str, Option<&str>)], vpcs: &[HandVpc<'_>]) 
                         ))
                     })
                     .collect(),
+                owner: None,
             });
         }
         view.vpcs.push(vpc);
@@ -659,6 +662,7 @@ fn build_injector(spec: &InjSpec) -> InjCase {
                         BTreeMap::new()
                     },
                     routes: routes.into_iter().map(vpc_route).collect(),
+                    owner: None,
                 });
             }
             rv.vpcs.push(vpc);
@@ -2800,6 +2804,7 @@ fn the_checkers_catch_hand_made_violations() {
         wanted: None,
         held_by: vec![TGW_B.to_owned()],
         reason: "originated by more than one transit gateway; installed nowhere".to_owned(),
+        account: None,
     });
     assert!(check_conflicts(&view, &ledger, &twice).is_err());
     // A table not frozen although its peer's region is unreadable.

@@ -4,7 +4,8 @@ behaviour 12 in the fidelity package).
 
 Each rule's pattern is read from ``template.yaml`` / ``forwarder.yaml`` (the
 execution roles' ``!GetAtt …Arn`` resolved to the example ARNs the samples in
-``events/filtered/`` use), and every EventBridge-shaped sample in ``events/``
+``events/filtered/`` use, ``!Ref MemberRoleName`` to its default
+``lbgp-member``), and every EventBridge-shaped sample in ``events/``
 is tested against it. ``EXPECTED`` says which samples each rule must let
 through; every other sample must be dropped. So a pattern that wakes a
 function for noise (an EKS controller tagging instances, another lbgp
@@ -32,6 +33,9 @@ ROLE_ARNS = {
     role: f"arn:aws:iam::111122223333:role/lbgp-{role}-EXAMPLE"
     for role in ("InjectorRole", "PropagatorRole", "WatcherRole", "ForwarderRole")
 }
+# What `!Ref MemberRoleName` stands for (the template's default, the role
+# lbgp assumes in member accounts; events/filtered/ has one of its calls).
+PARAMETERS = {"MemberRoleName": "lbgp-member"}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -60,6 +64,9 @@ def _resolve(node: Any) -> Any:
             resource, attribute = node["Fn::GetAtt"]
             assert attribute == "Arn" and resource in ROLE_ARNS, f"unexpected GetAtt in a pattern: {node}"
             return ROLE_ARNS[resource]
+        if set(node) == {"Ref"}:
+            assert node["Ref"] in PARAMETERS, f"unexpected Ref in a pattern: {node}"
+            return PARAMETERS[node["Ref"]]
         assert not any(k.startswith(("Fn::", "Ref")) for k in node), f"unexpected intrinsic in a pattern: {node}"
         return {k: _resolve(v) for k, v in node.items()}
     if isinstance(node, list):
@@ -142,9 +149,11 @@ EXPECTED: dict[str, set[str]] = {
     "WatcherStateChangeRule": DOWN_STATES,
     "WatcherAlarmRule": ALARM_CHANGES,
     # The forwarder keeps every mesh call, lbgp's own included (the home
-    # region's rules drop those by role), and drops failed calls and tags
+    # region's rules drop those by role, the member role's calls in member
+    # accounts too), and drops failed calls and tags
     # that are neither on mesh resources nor lbgp keys.
-    "CloudTrailForwardRule": ALL_CALLS | {"filtered/cloudtrail-ReplaceRoute-by-lbgp.json"},
+    "CloudTrailForwardRule": ALL_CALLS
+    | {"filtered/cloudtrail-ReplaceRoute-by-lbgp.json", "filtered/cloudtrail-CreateRoute-by-member-role.json"},
     "StateChangeForwardRule": DOWN_STATES,
     "NetworkManagerForwardRule": NETWORK_MANAGER,
     "AlarmForwardRule": ALARM_CHANGES,
@@ -203,3 +212,76 @@ def test_no_ttl_deletes_a_lease() -> None:
         assert ttl["AttributeName"] not in {"holder", "token", "expires_at", "started_at", "pending"}, ttl
     lease_source = (ROOT / "adapters/src/store/lease.rs").read_text()
     assert '"expires_at"' in lease_source, "the lease's expiry attribute was renamed: update this test"
+
+
+def _home_rules() -> dict[str, dict[str, Any]]:
+    """The rules of template.yaml (the ones that invoke a function)."""
+    doc = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)
+    return {n: p for n, p in _rules().items() if n in doc["Resources"]}
+
+
+def _as_member_call(sample: str, identity: dict[str, Any]) -> dict[str, Any]:
+    """The sample ``cloudtrail/<sample>.json`` (a successful call in the home
+    account) as the same call made in member account 222222222222 by
+    ``identity``, as forwarder.yaml puts it on the home bus (its own
+    ``account``)."""
+    event = json.loads((EVENTS / f"cloudtrail/{sample}.json").read_text())
+    event["account"] = identity["accountId"]
+    event["detail"]["recipientAccountId"] = identity["accountId"]
+    event["detail"]["userIdentity"] = identity
+    return event
+
+
+def _member_role_identity() -> dict[str, Any]:
+    event = json.loads((EVENTS / "filtered/cloudtrail-CreateRoute-by-member-role.json").read_text())
+    identity: dict[str, Any] = event["detail"]["userIdentity"]
+    issuer = identity["sessionContext"]["sessionIssuer"]
+    assert identity["arn"].startswith("arn:aws:sts::222222222222:assumed-role/lbgp-member/")
+    assert (issuer["type"], issuer["userName"]) == ("Role", PARAMETERS["MemberRoleName"])
+    assert issuer["arn"] == "arn:aws:iam::222222222222:role/lbgp-member"
+    return identity
+
+
+def _human_identity() -> dict[str, Any]:
+    """A person's role session in the member account (role Admin)."""
+    identity = json.loads(json.dumps(_member_role_identity()))
+    identity["principalId"] = "AROAEXAMPLEMEMBERADMN:alice@example.com"
+    identity["arn"] = "arn:aws:sts::222222222222:assumed-role/Admin/alice@example.com"
+    identity["sessionContext"]["sessionIssuer"].update(
+        principalId="AROAEXAMPLEMEMBERADMN", arn="arn:aws:iam::222222222222:role/Admin", userName="Admin"
+    )
+    return identity
+
+
+# Every CloudTrail sample's call (CreateRoute and ReplaceRoute, lbgp's route
+# writes, among them), by name.
+CALLS = sorted(Path(p).stem for p in ALL_CALLS)
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_no_rule_wakes_a_function_for_lbgps_writes_in_a_member_account(emu: Emulator, call: str) -> None:
+    # lbgp writes in a member account through the assumed member role; the
+    # member's forwarder puts those calls on the home bus, where no rule may
+    # deliver them (a 500-route failover would wake the injector 500 times).
+    event = _as_member_call(call, _member_role_identity())
+    woken = {name for name, pattern in _home_rules().items() if _test_pattern(emu, pattern, event)}
+    assert not woken, f"{call} by the member role wakes {sorted(woken)}"
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_a_persons_call_in_a_member_account_still_wakes_the_functions(emu: Emulator, call: str) -> None:
+    # The same call by a person's role in the member account matches exactly
+    # the rules the home account's sample matches (for CreateRoute and
+    # ReplaceRoute: the injector's and the watcher's).
+    home = _home_rules()
+    wanted = {name for name, samples in EXPECTED.items() if f"cloudtrail/{call}.json" in samples} & set(home)
+    assert wanted, f"no home rule expects cloudtrail/{call}.json"
+    if call in ("CreateRoute", "ReplaceRoute"):
+        assert wanted == {"InjectorCloudTrailRule", "WatcherCloudTrailRule"}
+    event = _as_member_call(call, _human_identity())
+    woken = {name for name, pattern in home.items() if _test_pattern(emu, pattern, event)}
+    assert woken == wanted
+    # And with long-term credentials (no session issuer) too.
+    del event["detail"]["userIdentity"]["sessionContext"]
+    woken = {name for name, pattern in home.items() if _test_pattern(emu, pattern, event)}
+    assert woken == wanted

@@ -3,6 +3,7 @@
 //! Lambda Runtime API that drives the real function binaries.
 #![forbid(unsafe_code)]
 
+pub mod accounts_fixtures;
 pub mod cli;
 pub mod emulator;
 pub mod events;
@@ -10,6 +11,7 @@ pub mod failover_fixtures;
 pub mod fixtures;
 pub mod migration_fixtures;
 pub mod runtime_api;
+pub mod styles;
 
 pub use emulator::{Calls, Emulator};
 pub use fixtures::{HOME, TestEnv};

@@ -9,8 +9,14 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lbgp_aws::accounts::{Members, session_name};
 use lbgp_core::accounts::AccountId;
+use lbgp_tests::accounts_fixtures::{
+    accept_attachment, create_member_role, delete_member_role, ec2_of, member_sdk, share_tgw,
+};
 use lbgp_tests::events::scheduled;
-use lbgp_tests::fixtures::{TestEnv, attach, create_tgw, create_vpc, vpc_routes};
+use lbgp_tests::failover_fixtures::{launch_router, next_hop, route_to_eni, router_vpc, stop};
+use lbgp_tests::fixtures::{
+    TestEnv, attach, create_tgw, create_vpc, peer, tgw_route_tables, tgw_static_routes, vpc_routes,
+};
 use serde_json::{Value, json};
 use vpc_route_injector::{App, Injector};
 
@@ -36,6 +42,7 @@ async fn connect(env: &TestEnv, accounts: &str) -> Members {
 #[tokio::test]
 async fn a_member_session_reads_and_writes_the_member_account_only() {
     let env = TestEnv::new(&["us-east-1"]).await.unwrap();
+    create_member_role(&env, APP).await.unwrap();
     let members = connect(&env, APP).await;
     assert!(members.unreadable.is_empty(), "{:?}", members.unreadable);
     let config = members.configs.get(&acct(APP)).expect("app account configured");
@@ -78,6 +85,9 @@ async fn a_member_session_reads_and_writes_the_member_account_only() {
 #[tokio::test]
 async fn a_member_whose_role_cannot_be_assumed_is_reported_not_fatal() {
     let env = TestEnv::new(&["us-east-1"]).await.unwrap();
+    for account in [APP, "333333333333"] {
+        create_member_role(&env, account).await.unwrap();
+    }
     // STS throttles every call (after the SDK's retries): the app
     // account's role cannot be assumed this run.
     env.emulator
@@ -221,4 +231,230 @@ async fn a_ledger_in_todays_format_converges_with_zero_writes() {
     let routes = vpc_routes(&ec2, &rtb).await.unwrap();
     assert!(!routes.contains_key("192.168.0.0/16"), "{routes:?}");
     assert_eq!(ledger_items(&env).await.len(), 2);
+}
+
+// ------------------------------------------------ a mesh of three accounts
+
+const OTHER: &str = "333333333333";
+
+fn propagator(env: &TestEnv, extra: &[(&str, &str)]) -> tgw_route_propagator::App {
+    let config = env.config(extra).propagator().unwrap();
+    let aws = env.aws(&config.common).unwrap();
+    tgw_route_propagator::App::new(tgw_route_propagator::Propagator { config }, aws)
+}
+
+async fn run(app_response: Result<lbgp_core::report::InvokeResponse, lambda_runtime::Diagnostic>) -> Value {
+    serde_json::to_value(app_response.unwrap()).unwrap()
+}
+
+/// One VPC of `account` in `region`, attached to the home TGW there
+/// (shared through RAM, the attachment accepted by the home account):
+/// (vpc, main route table).
+async fn member_vpc(env: &TestEnv, account: &str, region: &str, tgw: &str, cidr: &str) -> (String, String) {
+    share_tgw(env, region, tgw, account).await.unwrap();
+    let ec2 = ec2_of(&member_sdk(env, account).await.unwrap(), region);
+    let (vpc, subnet, rtb) = create_vpc(&ec2, cidr).await.unwrap();
+    let attachment = attach(&ec2, tgw, &vpc, &subnet).await.unwrap();
+    accept_attachment(&env.ec2(region), &attachment).await.unwrap();
+    (vpc, rtb)
+}
+
+/// TGWs in the home (network) account, one per region, peered; a home
+/// VPC in us-east-1; an app account's VPC in us-east-1 and another app
+/// account's in eu-west-1, each attached to the shared TGW of its region.
+/// The injector and L-BGP converge in all three accounts and a second run
+/// writes nothing; then one app account's role goes: it is reported and
+/// its tables are frozen while the others converge.
+#[tokio::test]
+async fn a_mesh_of_three_accounts_converges_and_a_denied_member_is_frozen() {
+    let env = TestEnv::new(&["us-east-1", "eu-west-1"]).await.unwrap();
+    for account in [APP, OTHER] {
+        create_member_role(&env, account).await.unwrap();
+    }
+    let (us, eu) = (env.ec2("us-east-1"), env.ec2("eu-west-1"));
+    let tgw_us = create_tgw(&us, Some("prod")).await.unwrap();
+    let tgw_eu = create_tgw(&eu, Some("prod")).await.unwrap();
+    peer(&env, ("us-east-1", &tgw_us), ("eu-west-1", &tgw_eu), true)
+        .await
+        .unwrap();
+    let (home_vpc, home_subnet, home_rtb) = create_vpc(&us, "10.1.0.0/16").await.unwrap();
+    attach(&us, &tgw_us, &home_vpc, &home_subnet).await.unwrap();
+    let (_, app_rtb) = member_vpc(&env, APP, "us-east-1", &tgw_us, "10.50.0.0/16").await;
+    let (_, other_rtb) = member_vpc(&env, OTHER, "eu-west-1", &tgw_eu, "10.60.0.0/16").await;
+    let app_ec2 = ec2_of(&member_sdk(&env, APP).await.unwrap(), "us-east-1");
+    let other_ec2 = ec2_of(&member_sdk(&env, OTHER).await.unwrap(), "eu-west-1");
+
+    let members = format!("{APP},{OTHER}");
+    let settings = [("LBGP_ACCOUNTS", members.as_str())];
+    let injector_app = injector(&env, &settings);
+    let response = run(injector_app.invoke(scheduled()).await).await;
+    assert_eq!(response["errors"], json!([]), "{response}");
+    for (ec2, rtb, tgw) in [
+        (&us, &home_rtb, &tgw_us),
+        (&app_ec2, &app_rtb, &tgw_us),
+        (&other_ec2, &other_rtb, &tgw_eu),
+    ] {
+        let routes = vpc_routes(ec2, rtb).await.unwrap();
+        for p in RFC1918 {
+            assert_eq!(routes.get(p), Some(tgw), "{rtb}: {routes:?}");
+        }
+    }
+    // Every change names the account of its table.
+    let accounts: BTreeMap<String, String> = response["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["route_table_id"].as_str().unwrap().to_owned(),
+                c["account"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        accounts,
+        BTreeMap::from([
+            (home_rtb.clone(), HOME.to_owned()),
+            (app_rtb.clone(), APP.to_owned()),
+            (other_rtb.clone(), OTHER.to_owned()),
+        ])
+    );
+
+    // L-BGP: each TGW learns the other region's VPCs, whoever owns them.
+    let propagator_app = propagator(&env, &settings);
+    let response = run(propagator_app.invoke(scheduled()).await).await;
+    assert_eq!(response["errors"], json!([]), "{response}");
+    let rtb_us = tgw_route_tables(&us, &tgw_us).await.unwrap()[0].clone();
+    let rtb_eu = tgw_route_tables(&eu, &tgw_eu).await.unwrap()[0].clone();
+    let statics_us = tgw_static_routes(&us, &rtb_us).await.unwrap();
+    let statics_eu = tgw_static_routes(&eu, &rtb_eu).await.unwrap();
+    assert_eq!(
+        statics_us.keys().collect::<Vec<_>>(),
+        vec!["10.60.0.0/16"],
+        "{statics_us:?}"
+    );
+    assert_eq!(
+        statics_eu.keys().collect::<Vec<_>>(),
+        vec!["10.1.0.0/16", "10.50.0.0/16"],
+        "{statics_eu:?}"
+    );
+
+    // A second run of each writes nothing anywhere.
+    env.emulator.reset_calls().await.unwrap();
+    let again = run(injector_app.invoke(scheduled()).await).await;
+    let again_l = run(propagator_app.invoke(scheduled()).await).await;
+    let calls = env.emulator.calls().await.unwrap();
+    assert!(
+        calls.ec2_mutating().is_empty(),
+        "{:?}\n{again}\n{again_l}",
+        calls.ec2_mutating()
+    );
+
+    // The other app account's role is deleted; then a prefix is dropped.
+    // Its table keeps every route (nothing is deleted because of what
+    // could not be read), it is reported, and the rest converges.
+    delete_member_role(&env, OTHER).await.unwrap();
+    let injector_app = injector(
+        &env,
+        &[
+            ("LBGP_ACCOUNTS", &members),
+            ("LBGP_PREFIXES", "10.0.0.0/8,172.16.0.0/12"),
+        ],
+    );
+    let response = run(injector_app.invoke(scheduled()).await).await;
+    let errors = response["errors"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["account"] == OTHER && e["error"].as_str().unwrap().contains("AccessDenied")),
+        "{response}"
+    );
+    for (ec2, rtb, gone) in [(&us, &home_rtb, true), (&app_ec2, &app_rtb, true)] {
+        let routes = vpc_routes(ec2, rtb).await.unwrap();
+        assert_eq!(!routes.contains_key("192.168.0.0/16"), gone, "{rtb}: {routes:?}");
+    }
+    // (Read through a session made before the role went: its credentials
+    // are still valid, as AWS's are until they expire.)
+    let routes = vpc_routes(&other_ec2, &other_rtb).await.unwrap();
+    for p in RFC1918 {
+        assert_eq!(routes.get(p), Some(&tgw_eu), "frozen table changed: {routes:?}");
+    }
+    let deleted: Vec<&str> = response["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["route_table_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted.len(), 2, "{response}");
+    assert!(!deleted.contains(&other_rtb.as_str()), "{response}");
+
+    // L-BGP with that account unreadable: its region's origins freeze
+    // (10.60.0.0/16 stays in us-east-1), nothing is withdrawn.
+    let propagator_app = propagator(&env, &settings);
+    let response = run(propagator_app.invoke(scheduled()).await).await;
+    assert!(
+        response["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["error"].as_str().unwrap().contains(OTHER)),
+        "{response}"
+    );
+    let statics_us = tgw_static_routes(&us, &rtb_us).await.unwrap();
+    assert!(statics_us.contains_key("10.60.0.0/16"), "{statics_us:?}");
+}
+
+/// A router pair in an app account: its failover group is found, decided
+/// and moved there (the home account has no instance at all); a second
+/// run writes nothing; the response names the account.
+#[tokio::test]
+async fn a_router_pair_in_a_member_account_fails_over_there() {
+    let env = TestEnv::new(&["us-east-1"]).await.unwrap();
+    create_member_role(&env, APP).await.unwrap();
+    let app_ec2 = ec2_of(&member_sdk(&env, APP).await.unwrap(), "us-east-1");
+    let vpc = router_vpc(&app_ec2, "us-east-1", "10.70.0.0/16").await.unwrap();
+    let primary = launch_router(&app_ec2, &vpc.subnets[0], "vpn", Some(20), false)
+        .await
+        .unwrap();
+    let standby = launch_router(&app_ec2, &vpc.subnets[1], "vpn", Some(10), false)
+        .await
+        .unwrap();
+    for rtb in &vpc.tables {
+        route_to_eni(&app_ec2, rtb, "192.168.100.0/24", &primary.eni)
+            .await
+            .unwrap();
+    }
+    let config = env.config(&[("LBGP_ACCOUNTS", APP)]).watcher().unwrap();
+    let aws = env.aws(&config.common).unwrap();
+    let app = failover_watcher::App::new(failover_watcher::Watcher { config }, aws);
+
+    // Healthy primary: nothing moves.
+    let response = run(app.invoke(scheduled()).await).await;
+    assert_eq!(response["changes"], json!([]), "{response}");
+    assert_eq!(response["groups"][0]["account"], APP, "{response}");
+
+    stop(&app_ec2, &primary.instance).await.unwrap();
+    env.emulator.reset_calls().await.unwrap();
+    let response = run(app.invoke(scheduled()).await).await;
+    let calls = env.emulator.calls().await.unwrap();
+    assert_eq!(
+        calls.ec2_mutating(),
+        BTreeMap::from([("ReplaceRoute".to_owned(), 2)]),
+        "{response}"
+    );
+    for rtb in &vpc.tables {
+        let hop = next_hop(&app_ec2, rtb, "192.168.100.0/24")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(hop.eni.as_deref(), Some(standby.eni.as_str()), "{rtb}");
+    }
+    for c in response["changes"].as_array().unwrap() {
+        assert_eq!(c["account"], APP, "{response}");
+    }
+
+    env.emulator.reset_calls().await.unwrap();
+    let response = run(app.invoke(scheduled()).await).await;
+    let calls = env.emulator.calls().await.unwrap();
+    assert!(calls.ec2_mutating().is_empty(), "{response}");
 }

@@ -1022,6 +1022,7 @@ async fn regions_are_written_side_by_side() {
     let aws = env.aws(&common).unwrap();
     let owner = Owner {
         function: FUNCTION,
+        tables: None,
         mesh: MESH,
     };
     let mut desired = Vec::new();
@@ -1083,6 +1084,7 @@ async fn the_ledger_survives_a_crash_between_intent_and_confirm() {
     let regions: Vec<Region> = REGIONS.iter().map(|r| region(r)).collect();
     let owner = Owner {
         function: FUNCTION,
+        tables: None,
         mesh: MESH,
     };
     // One table per region.

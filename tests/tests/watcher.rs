@@ -7,25 +7,125 @@
 //! tables (by instance id, by primary interface, by a secondary interface,
 //! in the main table), and routes the watcher must never touch: to an
 //! instance outside any group, to an internet gateway, in another VPC.
+//!
+//! Every scenario runs in both route styles (`<scenario>::routes`,
+//! `<scenario>::prefix_list`). The watcher reads no `LBGP_ROUTE_STYLE`: it
+//! moves the routes it finds toward a member, whatever their destination.
+//! What the style changes is the scene: in `prefix-list` style every route
+//! toward a router (managed or not, in the group's VPC and in the other
+//! one) has a managed prefix list holding its CIDR as destination
+//! (`DestinationPrefixListId`), one list per CIDR shared by the tables, as
+//! a user moving to prefix lists would have it. The assertions are the
+//! same, on the effective routing (prefix-list routes expanded into their
+//! entries, `lbgp_tests::styles`): a prefix-list route moves with one
+//! `ReplaceRoute`, as a CIDR route does.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
+use aws_sdk_ec2::Client as Ec2Client;
 use failover_watcher::App;
 use lbgp_tests::failover_fixtures::{
-    NextHop, Router, RouterVpc, attach_secondary_eni, cloudtrail, internet_gateway, launch, launch_router,
-    next_hop, replace_to_eni, route_to_eni, route_to_instance, router_vpc, scheduled, start, state_change,
-    stop, table_routes, terminate,
+    Router, RouterVpc, attach_secondary_eni, cloudtrail, internet_gateway, launch, launch_router,
+    prefix_list, router_vpc, scheduled, start, state_change, stop, terminate,
 };
 use lbgp_tests::fixtures::{self, TestEnv};
 use lbgp_tests::runtime_api::{LocalLambda, Outcome, dev_binary};
+use lbgp_tests::styles::{Hop, Style, effective_vpc_hops};
 use serde_json::{Value, json};
 
 const REGION: &str = "eu-west-1";
 
+/// Where a route goes.
+#[derive(Debug, Clone, Copy)]
+enum To<'a> {
+    Instance(&'a str),
+    Eni(&'a str),
+}
+
+/// How the scene writes routes in its style: toward a CIDR, or toward the
+/// prefix list holding it (one per CIDR, made on first use).
+struct Routes {
+    style: Style,
+    /// CIDR → `pl-…`.
+    lists: Mutex<BTreeMap<String, String>>,
+}
+
+impl Routes {
+    fn new(style: Style) -> Self {
+        Routes {
+            style,
+            lists: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The list holding `dest` (prefix-list style).
+    async fn list(&self, ec2: &Ec2Client, dest: &str) -> String {
+        if let Some(pl) = self.lists.lock().unwrap().get(dest) {
+            return pl.clone();
+        }
+        let pl = prefix_list(ec2, &format!("corp-{dest}").replace('/', "-"), &[dest])
+            .await
+            .unwrap();
+        self.lists.lock().unwrap().insert(dest.to_owned(), pl.clone());
+        pl
+    }
+
+    /// The destination of a route call: `dest` or its list.
+    async fn create(&self, ec2: &Ec2Client, rtb: &str, dest: &str, to: To<'_>) {
+        let call = ec2.create_route().route_table_id(rtb);
+        let call = match self.style {
+            Style::Routes => call.destination_cidr_block(dest),
+            Style::PrefixList => call.destination_prefix_list_id(self.list(ec2, dest).await),
+        };
+        let call = match to {
+            To::Instance(i) => call.instance_id(i),
+            To::Eni(e) => call.network_interface_id(e),
+        };
+        call.send().await.unwrap();
+    }
+
+    /// Repoints a route to a network interface by hand (an operator's
+    /// change), with the CloudTrail request of the call.
+    async fn replace_to_eni(&self, ec2: &Ec2Client, rtb: &str, dest: &str, eni: &str) -> Value {
+        let call = ec2.replace_route().route_table_id(rtb).network_interface_id(eni);
+        let (call, request) = match self.style {
+            Style::Routes => (
+                call.destination_cidr_block(dest),
+                json!({"routeTableId": rtb, "destinationCidrBlock": dest, "networkInterfaceId": eni}),
+            ),
+            Style::PrefixList => {
+                let pl = self.list(ec2, dest).await;
+                (
+                    call.destination_prefix_list_id(&pl),
+                    json!({"routeTableId": rtb, "destinationPrefixListId": pl, "networkInterfaceId": eni}),
+                )
+            }
+        };
+        call.send().await.unwrap();
+        request
+    }
+
+    async fn delete(&self, ec2: &Ec2Client, rtb: &str, dest: &str) {
+        let call = ec2.delete_route().route_table_id(rtb);
+        let call = match self.style {
+            Style::Routes => call.destination_cidr_block(dest),
+            Style::PrefixList => call.destination_prefix_list_id(self.list(ec2, dest).await),
+        };
+        call.send().await.unwrap();
+    }
+}
+
+/// Where `dest` goes from `rtb`, effectively (prefix-list routes expanded).
+async fn next_hop(ec2: &Ec2Client, rtb: &str, dest: &str) -> Option<Hop> {
+    effective_vpc_hops(ec2, rtb).await.unwrap().remove(dest)
+}
+
 struct Scene {
     env: TestEnv,
+    routes: Routes,
     net: RouterVpc,
     primary: Router,
     standby: Router,
@@ -40,9 +140,10 @@ struct Scene {
     other_tables: Vec<String>,
 }
 
-async fn scene(az: bool) -> Scene {
+async fn scene(az: bool, style: Style) -> Scene {
     let env = TestEnv::new(&[REGION]).await.unwrap();
     let ec2 = env.ec2(REGION);
+    let routes = Routes::new(style);
     let net = router_vpc(&ec2, REGION, "10.10.0.0/16").await.unwrap();
     let primary = launch_router(&ec2, &net.subnets[0], "vpn", Some(200), az)
         .await
@@ -52,28 +153,25 @@ async fn scene(az: bool) -> Scene {
         .unwrap();
     // Instance-id routes first: AWS refuses them once the instance has two
     // interfaces.
-    route_to_instance(&ec2, &net.tables[0], "10.0.0.0/8", &primary.instance)
-        .await
-        .unwrap();
-    route_to_instance(&ec2, &net.main, "192.168.0.0/16", &primary.instance)
-        .await
-        .unwrap();
-    route_to_eni(&ec2, &net.tables[1], "10.0.0.0/8", &primary.eni)
-        .await
-        .unwrap();
+    let p = To::Instance(&primary.instance);
+    routes.create(&ec2, &net.tables[0], "10.0.0.0/8", p).await;
+    routes.create(&ec2, &net.main, "192.168.0.0/16", p).await;
+    routes
+        .create(&ec2, &net.tables[1], "10.0.0.0/8", To::Eni(&primary.eni))
+        .await;
     let secondary = attach_secondary_eni(&ec2, &primary, &net.subnets[0])
         .await
         .unwrap();
-    route_to_eni(&ec2, &net.tables[0], "172.16.0.0/12", &secondary)
-        .await
-        .unwrap();
+    routes
+        .create(&ec2, &net.tables[0], "172.16.0.0/12", To::Eni(&secondary))
+        .await;
 
     let stranger = launch(&ec2, &net.subnets[0], &[("Name", "not-a-router")])
         .await
         .unwrap();
-    route_to_eni(&ec2, &net.tables[0], "100.64.0.0/10", &stranger.eni)
-        .await
-        .unwrap();
+    routes
+        .create(&ec2, &net.tables[0], "100.64.0.0/10", To::Eni(&stranger.eni))
+        .await;
     let igw = internet_gateway(&ec2, &net.vpc).await.unwrap();
     ec2.create_route()
         .route_table_id(&net.tables[1])
@@ -85,12 +183,17 @@ async fn scene(az: bool) -> Scene {
 
     let other = router_vpc(&ec2, REGION, "10.20.0.0/16").await.unwrap();
     let other_router = launch(&ec2, &other.subnets[0], &[]).await.unwrap();
-    route_to_instance(&ec2, &other.tables[0], "10.0.0.0/8", &other_router.instance)
-        .await
-        .unwrap();
-    route_to_eni(&ec2, &other.main, "192.168.0.0/16", &other_router.eni)
-        .await
-        .unwrap();
+    routes
+        .create(
+            &ec2,
+            &other.tables[0],
+            "10.0.0.0/8",
+            To::Instance(&other_router.instance),
+        )
+        .await;
+    routes
+        .create(&ec2, &other.main, "192.168.0.0/16", To::Eni(&other_router.eni))
+        .await;
 
     let managed = vec![
         (net.tables[0].clone(), "10.0.0.0/8".to_owned()),
@@ -108,8 +211,14 @@ async fn scene(az: bool) -> Scene {
         other.tables[1].clone(),
         other.main.clone(),
     ];
+    // The style is in the routes: CIDR routes, or prefix-list routes.
+    for (table, dest) in managed.iter().chain(&unrelated[..1]) {
+        let hop = next_hop(&ec2, table, dest).await.unwrap();
+        assert_eq!(hop.list.is_some(), style.lists(), "{table} {dest}: {hop:?}");
+    }
     Scene {
         env,
+        routes,
         net,
         primary,
         standby,
@@ -148,10 +257,9 @@ impl Scene {
         self.env.ec2(REGION)
     }
 
-    async fn hop(&self, table: &str, dest: &str) -> NextHop {
+    async fn hop(&self, table: &str, dest: &str) -> Hop {
         next_hop(&self.ec2(), table, dest)
             .await
-            .unwrap()
             .unwrap_or_else(|| panic!("route {table} {dest} is gone"))
     }
 
@@ -176,22 +284,27 @@ impl Scene {
     }
 
     /// Routes the watcher must never touch, as they are now.
-    async fn untouchable(&self) -> Vec<(String, String, Option<NextHop>)> {
+    async fn untouchable(&self) -> Vec<(String, String, Option<Hop>)> {
         let ec2 = self.ec2();
         let mut out = Vec::new();
         for (table, dest) in &self.unrelated {
-            out.push((
-                table.clone(),
-                dest.clone(),
-                next_hop(&ec2, table, dest).await.unwrap(),
-            ));
+            out.push((table.clone(), dest.clone(), next_hop(&ec2, table, dest).await));
         }
         for table in &self.other_tables {
-            for (dest, hop) in table_routes(&ec2, table).await.unwrap() {
+            for (dest, hop) in effective_vpc_hops(&ec2, table).await.unwrap() {
                 out.push((table.clone(), dest, Some(hop)));
             }
         }
         out
+    }
+
+    /// What a change names as the destination of a managed route: its
+    /// CIDR, or the prefix list holding it.
+    fn destination(&self, dest: &str) -> String {
+        match self.routes.style {
+            Style::Routes => dest.to_owned(),
+            Style::PrefixList => self.routes.lists.lock().unwrap()[dest].clone(),
+        }
     }
 
     async fn ec2_writes(&self) -> BTreeMap<String, u64> {
@@ -211,7 +324,7 @@ impl Scene {
     /// True when every managed route points at `router`'s primary interface.
     async fn all_on(&self, router: &Router) -> bool {
         for (table, dest) in &self.managed {
-            match next_hop(&self.ec2(), table, dest).await.unwrap() {
+            match next_hop(&self.ec2(), table, dest).await {
                 Some(hop)
                     if hop.instance.as_ref() == Some(&router.instance)
                         && hop.eni.as_ref() == Some(&router.eni) => {}
@@ -243,9 +356,28 @@ async fn settle(s: &Scene, app: &App) {
     s.reset_calls().await;
 }
 
-#[tokio::test]
-async fn stopped_primary_moves_every_managed_route_once_and_nothing_else() {
-    let s = scene(false).await;
+lbgp_tests::both_styles!(
+    stopped_primary_moves_every_managed_route_once_and_nothing_else,
+    terminated_primary_fails_over_at_once,
+    failback_at_once_when_the_delay_is_zero,
+    failback_waits_for_300_seconds_of_uninterrupted_health,
+    never_fails_back_except_by_operator,
+    az_group_keeps_each_zone_on_its_own_member,
+    no_healthy_member_changes_nothing_and_alerts_once,
+    concurrent_invocations_for_one_group_give_one_outcome,
+    dry_run_reports_exactly_what_apply_does_and_writes_nothing,
+    malformed_and_foreign_events_write_nothing,
+    operator_activate_switches_pins_and_refuses_an_unhealthy_member,
+    blast_radius_refuses_the_whole_failover_unless_forced,
+    drift_on_a_managed_table_is_repaired,
+    a_group_spanning_vpcs_is_an_error_for_that_group_only,
+    the_binary_serves_invocations_through_the_runtime_api,
+    failover_converges_under_faults_within_five_runs,
+    a_failover_crashed_after_k_writes_is_finished_by_the_next_run,
+);
+
+async fn stopped_primary_moves_every_managed_route_once_and_nothing_else(style: Style) {
+    let s = scene(false, style).await;
     let app = app(&s.env, &[]);
     settle(&s, &app).await;
     let before = s.untouchable().await;
@@ -266,6 +398,11 @@ async fn stopped_primary_moves_every_managed_route_once_and_nothing_else() {
             "{change}"
         );
     }
+    let mut moved: Vec<&str> = c.iter().map(|c| c["destination"].as_str().unwrap()).collect();
+    moved.sort_unstable();
+    let mut want: Vec<String> = s.managed.iter().map(|(_, d)| s.destination(d)).collect();
+    want.sort();
+    assert_eq!(moved, want, "{response:#}");
     let entry = vpn(&response);
     assert_eq!(entry["decision"], "failover");
     assert_eq!(entry["active"], json!(s.standby.instance));
@@ -296,9 +433,8 @@ async fn stopped_primary_moves_every_managed_route_once_and_nothing_else() {
     s.assert_all_on(&s.standby).await;
 }
 
-#[tokio::test]
-async fn terminated_primary_fails_over_at_once() {
-    let s = scene(false).await;
+async fn terminated_primary_fails_over_at_once(style: Style) {
+    let s = scene(false, style).await;
     let app = app(&s.env, &[]);
     settle(&s, &app).await;
     terminate(&s.ec2(), &s.primary.instance).await.unwrap();
@@ -308,9 +444,8 @@ async fn terminated_primary_fails_over_at_once() {
     s.assert_all_on(&s.standby).await;
 }
 
-#[tokio::test]
-async fn failback_at_once_when_the_delay_is_zero() {
-    let s = scene(false).await;
+async fn failback_at_once_when_the_delay_is_zero(style: Style) {
+    let s = scene(false, style).await;
     let app = app(&s.env, &[("LBGP_FAILBACK_AFTER_SECONDS", "0")]);
     settle(&s, &app).await;
     stop(&s.ec2(), &s.primary.instance).await.unwrap();
@@ -329,9 +464,8 @@ async fn failback_at_once_when_the_delay_is_zero() {
     s.assert_all_on(&s.primary).await;
 }
 
-#[tokio::test]
-async fn failback_waits_for_300_seconds_of_uninterrupted_health() {
-    let s = scene(false).await;
+async fn failback_waits_for_300_seconds_of_uninterrupted_health(style: Style) {
+    let s = scene(false, style).await;
     let app = app(&s.env, &[]); // default: 300 s
     settle(&s, &app).await;
     let ec2 = s.ec2();
@@ -378,9 +512,8 @@ async fn failback_waits_for_300_seconds_of_uninterrupted_health() {
     s.assert_all_on(&s.primary).await;
 }
 
-#[tokio::test]
-async fn never_fails_back_except_by_operator() {
-    let s = scene(false).await;
+async fn never_fails_back_except_by_operator(style: Style) {
+    let s = scene(false, style).await;
     let app = app(&s.env, &[("LBGP_FAILBACK_AFTER_SECONDS", "never")]);
     settle(&s, &app).await;
     stop(&s.ec2(), &s.primary.instance).await.unwrap();
@@ -400,9 +533,8 @@ async fn never_fails_back_except_by_operator() {
     s.assert_all_on(&s.primary).await;
 }
 
-#[tokio::test]
-async fn az_group_keeps_each_zone_on_its_own_member() {
-    let s = scene(true).await;
+async fn az_group_keeps_each_zone_on_its_own_member(style: Style) {
+    let s = scene(true, style).await;
     let (a, b) = (&s.primary, &s.standby);
     let zone_b = (s.net.tables[1].clone(), "10.0.0.0/8".to_owned());
     let app = app(&s.env, &[]);
@@ -420,7 +552,7 @@ async fn az_group_keeps_each_zone_on_its_own_member() {
         (s.net.main.clone(), a.instance.clone()),
     ]);
     assert_eq!(entry["route_tables"], json!(expected));
-    let on = |hop: NextHop, r: &Router| hop.instance.as_ref() == Some(&r.instance);
+    let on = |hop: Hop, r: &Router| hop.instance.as_ref() == Some(&r.instance);
     assert!(on(s.hop(&zone_b.0, &zone_b.1).await, b));
     for (t, d) in s.managed.iter().filter(|m| **m != zone_b) {
         assert!(on(s.hop(t, d).await, a), "{t} {d}");
@@ -463,9 +595,8 @@ async fn az_group_keeps_each_zone_on_its_own_member() {
     s.assert_all_on(b).await;
 }
 
-#[tokio::test]
-async fn no_healthy_member_changes_nothing_and_alerts_once() {
-    let s = scene(false).await;
+async fn no_healthy_member_changes_nothing_and_alerts_once(style: Style) {
+    let s = scene(false, style).await;
     let app = app(&s.env, &[]);
     settle(&s, &app).await;
     let ec2 = s.ec2();
@@ -508,9 +639,8 @@ async fn no_healthy_member_changes_nothing_and_alerts_once() {
     s.assert_all_on(&s.standby).await;
 }
 
-#[tokio::test]
-async fn concurrent_invocations_for_one_group_give_one_outcome() {
-    let s = scene(false).await;
+async fn concurrent_invocations_for_one_group_give_one_outcome(style: Style) {
+    let s = scene(false, style).await;
     let a = app(&s.env, &[]);
     let b = app(&s.env, &[]);
     settle(&s, &a).await;
@@ -529,6 +659,13 @@ async fn concurrent_invocations_for_one_group_give_one_outcome() {
         invoke(&b, event.clone()).await
     });
     s.env.emulator.clear_faults().await.unwrap();
+    // One holds the lease and fails over, the other finds it busy. Which
+    // one is the scheduler's choice: on a loaded machine the later start
+    // can reach the lease first.
+    let (first, second) = match vpn(&first)["decision"] == "locked" {
+        true => (second, first),
+        false => (first, second),
+    };
     let decisions = [vpn(&first)["decision"].clone(), vpn(&second)["decision"].clone()];
     assert_eq!(
         decisions,
@@ -571,9 +708,8 @@ fn app_with(env: &TestEnv, extra: &[(&str, &str)]) -> App {
     app(env, extra)
 }
 
-#[tokio::test]
-async fn dry_run_reports_exactly_what_apply_does_and_writes_nothing() {
-    let s = scene(false).await;
+async fn dry_run_reports_exactly_what_apply_does_and_writes_nothing(style: Style) {
+    let s = scene(false, style).await;
     let app = app(&s.env, &[]);
     settle(&s, &app).await;
     stop(&s.ec2(), &s.primary.instance).await.unwrap();
@@ -605,9 +741,8 @@ async fn dry_run_reports_exactly_what_apply_does_and_writes_nothing() {
     s.assert_all_on(&s.standby).await;
 }
 
-#[tokio::test]
-async fn malformed_and_foreign_events_write_nothing() {
-    let s = scene(false).await;
+async fn malformed_and_foreign_events_write_nothing(style: Style) {
+    let s = scene(false, style).await;
     let app = app(&s.env, &[]);
     settle(&s, &app).await;
     let ec2 = s.ec2();
@@ -684,9 +819,8 @@ async fn malformed_and_foreign_events_write_nothing() {
     s.assert_all_on(&s.primary).await;
 }
 
-#[tokio::test]
-async fn operator_activate_switches_pins_and_refuses_an_unhealthy_member() {
-    let s = scene(false).await;
+async fn operator_activate_switches_pins_and_refuses_an_unhealthy_member(style: Style) {
+    let s = scene(false, style).await;
     let app = app(&s.env, &[]);
     settle(&s, &app).await;
 
@@ -748,9 +882,8 @@ async fn operator_activate_switches_pins_and_refuses_an_unhealthy_member() {
     s.assert_all_on(&s.primary).await;
 }
 
-#[tokio::test]
-async fn blast_radius_refuses_the_whole_failover_unless_forced() {
-    let s = scene(false).await;
+async fn blast_radius_refuses_the_whole_failover_unless_forced(style: Style) {
+    let s = scene(false, style).await;
     let app = app(&s.env, &[("LBGP_MAX_CHANGES", "3")]);
     settle(&s, &app).await;
     stop(&s.ec2(), &s.primary.instance).await.unwrap();
@@ -783,22 +916,17 @@ async fn blast_radius_refuses_the_whole_failover_unless_forced() {
     s.assert_all_on(&s.standby).await;
 }
 
-#[tokio::test]
-async fn drift_on_a_managed_table_is_repaired() {
-    let s = scene(false).await;
+async fn drift_on_a_managed_table_is_repaired(style: Style) {
+    let s = scene(false, style).await;
     let app = app(&s.env, &[]);
     settle(&s, &app).await;
     let ec2 = s.ec2();
 
     // An operator repoints one managed route to the standby by hand.
     let (table, dest) = s.managed[2].clone();
-    replace_to_eni(&ec2, &table, &dest, &s.standby.eni).await.unwrap();
+    let request = s.routes.replace_to_eni(&ec2, &table, &dest, &s.standby.eni).await;
     s.reset_calls().await;
-    let event = cloudtrail(
-        "ReplaceRoute",
-        REGION,
-        json!({"routeTableId": table, "destinationCidrBlock": dest, "networkInterfaceId": s.standby.eni}),
-    );
+    let event = cloudtrail("ReplaceRoute", REGION, request);
     let repaired = invoke(&app, event).await;
     assert_eq!(vpn(&repaired)["decision"], "none");
     let c = changes(&repaired);
@@ -813,9 +941,14 @@ async fn drift_on_a_managed_table_is_repaired() {
     // while after the repair: within SETTLE_SECS of a move, a route on the
     // old member is taken for a read lagging the write).
     s.env.clock.advance(lbgp_core::desire::SETTLE_SECS);
-    route_to_instance(&ec2, &s.net.main, "100.65.0.0/16", &s.standby.instance)
-        .await
-        .unwrap();
+    s.routes
+        .create(
+            &ec2,
+            &s.net.main,
+            "100.65.0.0/16",
+            To::Instance(&s.standby.instance),
+        )
+        .await;
     s.reset_calls().await;
     let created = invoke(
         &app,
@@ -827,12 +960,8 @@ async fn drift_on_a_managed_table_is_repaired() {
     assert_eq!(hop.eni.as_ref(), Some(&s.primary.eni));
 
     // A deleted route is the user's business: nothing to write.
-    ec2.delete_route()
-        .route_table_id(&s.net.main)
-        .destination_cidr_block("100.65.0.0/16")
-        .send()
-        .await
-        .unwrap();
+    s.routes.delete(&ec2, &s.net.main, "100.65.0.0/16").await;
+    assert!(next_hop(&ec2, &s.net.main, "100.65.0.0/16").await.is_none());
     s.reset_calls().await;
     let deleted = invoke(
         &app,
@@ -843,9 +972,8 @@ async fn drift_on_a_managed_table_is_repaired() {
     assert!(s.ec2_writes().await.is_empty());
 }
 
-#[tokio::test]
-async fn a_group_spanning_vpcs_is_an_error_for_that_group_only() {
-    let s = scene(false).await;
+async fn a_group_spanning_vpcs_is_an_error_for_that_group_only(style: Style) {
+    let s = scene(false, style).await;
     let ec2 = s.ec2();
     let elsewhere = router_vpc(&ec2, REGION, "10.30.0.0/16").await.unwrap();
     launch_router(&ec2, &elsewhere.subnets[0], "vpn", Some(50), false)
@@ -857,9 +985,14 @@ async fn a_group_spanning_vpcs_is_an_error_for_that_group_only() {
     let edge_b = launch_router(&ec2, &elsewhere.subnets[1], "edge", Some(1), false)
         .await
         .unwrap();
-    route_to_instance(&ec2, &elsewhere.main, "10.0.0.0/8", &edge_a.instance)
-        .await
-        .unwrap();
+    s.routes
+        .create(
+            &ec2,
+            &elsewhere.main,
+            "10.0.0.0/8",
+            To::Instance(&edge_a.instance),
+        )
+        .await;
     stop(&ec2, &s.primary.instance).await.unwrap();
     stop(&ec2, &edge_a.instance).await.unwrap();
     let app = app(&s.env, &[]);
@@ -894,11 +1027,12 @@ async fn a_group_spanning_vpcs_is_an_error_for_that_group_only() {
             Some(&s.primary.instance)
         );
     }
+    let hop = s.hop(&elsewhere.main, "10.0.0.0/8").await;
+    assert_eq!(hop.instance.as_ref(), Some(&edge_b.instance), "{hop:?}");
 }
 
-#[tokio::test]
-async fn the_binary_serves_invocations_through_the_runtime_api() {
-    let s = scene(false).await;
+async fn the_binary_serves_invocations_through_the_runtime_api(style: Style) {
+    let s = scene(false, style).await;
     let binary = dev_binary("failover-watcher");
     assert!(
         binary.exists(),
@@ -948,10 +1082,9 @@ async fn the_binary_serves_invocations_through_the_runtime_api() {
 /// Issue 8 for the watcher: with 10% throttling, 10% 5xx and 5% "applied,
 /// response lost" on EC2 and DynamoDB, a failover converges within five
 /// runs, touches nothing else, and the next clean run writes nothing.
-#[tokio::test]
-async fn failover_converges_under_faults_within_five_runs() {
+async fn failover_converges_under_faults_within_five_runs(style: Style) {
     for seed in [3, 11] {
-        let s = scene(false).await;
+        let s = scene(false, style).await;
         let app = app(&s.env, &[]);
         settle(&s, &app).await;
         let before = s.untouchable().await;
@@ -1000,11 +1133,10 @@ async fn failover_converges_under_faults_within_five_runs() {
 
 /// Issue 8 for the watcher: a run that dies after k of its n writes, for
 /// every k, is finished by the next run, and nothing is left half-moved.
-#[tokio::test]
-async fn a_failover_crashed_after_k_writes_is_finished_by_the_next_run() {
+async fn a_failover_crashed_after_k_writes_is_finished_by_the_next_run(style: Style) {
     // n: the mutating calls (EC2 and DynamoDB) of one clean failover.
     let n = {
-        let s = scene(false).await;
+        let s = scene(false, style).await;
         let app = app(&s.env, &[]);
         settle(&s, &app).await;
         stop(&s.ec2(), &s.primary.instance).await.unwrap();
@@ -1015,7 +1147,7 @@ async fn a_failover_crashed_after_k_writes_is_finished_by_the_next_run() {
     assert!(n >= 4, "a failover of 4 routes made {n} writes");
     println!("watcher crash: n = {n} writes, crashing after every k < n");
     for k in 0..n {
-        let s = scene(false).await;
+        let s = scene(false, style).await;
         let app = app(&s.env, &[]);
         settle(&s, &app).await;
         let before = s.untouchable().await;

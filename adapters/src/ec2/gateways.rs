@@ -1,5 +1,6 @@
 //! Transit gateways, their attachments, peerings and route tables.
 
+use lbgp_core::accounts::AccountId;
 use std::collections::BTreeMap;
 
 use lbgp_core::Region;
@@ -80,6 +81,7 @@ impl Ec2 {
                             .options()
                             .and_then(|o| o.ipv6_support())
                             .is_some_and(|v| v.as_str() == "enable"),
+                        vpc_owner: a.vpc_owner_id().and_then(AccountId::new),
                     }),
             );
         }

@@ -1,5 +1,6 @@
 //! VPCs, their route tables and subnets.
 
+use lbgp_core::accounts::AccountId;
 use std::collections::BTreeMap;
 
 use lbgp_core::failover::ListRoute;
@@ -162,6 +163,7 @@ impl Ec2 {
                     .collect(),
                 tags: tags(rt.tags()),
                 routes,
+                owner: rt.owner_id().and_then(AccountId::new),
             };
             out.push((read, lists));
         }

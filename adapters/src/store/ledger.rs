@@ -2,11 +2,14 @@
 //! `sk = <route-table-id>#<destination>`, one item per route we own.
 //!
 //! Items written before this release have no `previous_target_*`
-//! attributes; they read as entries with no replace in flight.
+//! attributes; they read as entries with no replace in flight. Items
+//! without `account` (every item of a single-account deployment, and
+//! every one written before accounts existed) are the home account's.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use lbgp_core::accounts::AccountId;
 use lbgp_core::writeahead::{LedgerWrite, WRITES_PER_TRANSACTION};
 use lbgp_core::{
     Cidr, LedgerEntry, LedgerStatus, OwnershipLedger, Region, RouteKey, RouteTableRef, RouteTarget, TableKind,
@@ -67,6 +70,7 @@ fn parse_entry(item: &HashMap<String, AttributeValue>, region: &Region) -> Optio
             _ => LedgerStatus::Owned,
         },
         previous,
+        account: get_s(item, "account").and_then(AccountId::new),
     })
 }
 
@@ -151,6 +155,9 @@ impl Store {
             )
             .item("updated_at", n(self.clock.now()))
             .item("fence", n(fence.token));
+        if let Some(account) = &entry.account {
+            put = put.item("account", s(account.as_str()));
+        }
         if let Some(previous) = &entry.previous {
             let (kind, id) = target_parts(previous);
             put = put

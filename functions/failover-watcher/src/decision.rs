@@ -13,13 +13,33 @@ use lbgp_runtime::reconcile::DecisionNotice;
 use lbgp_runtime::{UnitPlan, Writes};
 use serde_json::{Map, Value, json};
 
+use lbgp_core::accounts::{AccountId, TableOwners};
+
 use crate::{FUNCTION, GroupKey, STATE_RECORD};
 
 fn entry_base(key: &GroupKey) -> Map<String, Value> {
     let mut entry = Map::new();
     entry.insert("group".into(), json!(key.name));
     entry.insert("region".into(), json!(key.region));
+    if let Some((_, account)) = &key.account {
+        entry.insert("account".into(), json!(account));
+    }
     entry
+}
+
+/// The tables a plan of a member account's group writes: all `account`'s
+/// (a group's routes are in its members' VPC).
+pub fn tables_of(plan: &UnitPlan, home: &AccountId, account: &AccountId) -> TableOwners {
+    let mut tables = TableOwners::new(home.clone());
+    for c in &plan.changes {
+        tables.insert(c.key.table.clone(), account.clone());
+    }
+    if let Writes::Moved { lists, .. } = &plan.writes {
+        for l in lists {
+            tables.insert(l.table.clone(), account.clone());
+        }
+    }
+    tables
 }
 
 fn empty(report: Option<Map<String, Value>>, errors: Vec<ErrorReport>) -> UnitPlan {
@@ -38,6 +58,7 @@ fn empty(report: Option<Map<String, Value>>, errors: Vec<ErrorReport>) -> UnitPl
         report,
         headline: false,
         notice: None,
+        tables: None,
     }
 }
 
@@ -55,6 +76,7 @@ pub fn failed(key: &GroupKey, before: &GroupState, error: String) -> UnitPlan {
         region: key.region.to_string(),
         resource: Some(format!("failover group {}", key.name)),
         error,
+        account: None,
     }];
     empty(Some(entry), errors)
 }
@@ -140,6 +162,7 @@ pub fn plan(
         // A later pass tells the story when it changed members.
         headline: first_pass || d.kind != DecisionKind::None,
         notice,
+        tables: None,
     }
 }
 

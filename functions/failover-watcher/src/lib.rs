@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use futures::future::join_all;
 use lbgp_aws::context::Aws;
 use lbgp_core::Region;
+use lbgp_core::accounts::AccountId;
 use lbgp_core::config::{CommonConfig, Env, WatcherConfig};
 use lbgp_core::failover::{DecideError, DecideInput, GroupState, decide};
 use lbgp_core::report::ErrorReport;
@@ -73,6 +74,9 @@ pub struct GroupKey {
     pub name: String,
     /// Its VPC, as discovery saw it (for reports when nothing else is known).
     pub vpc: Option<String>,
+    /// The member account it lives in, in a cross-account mesh (`None`:
+    /// the home account), with the home account's id.
+    pub account: Option<(AccountId, AccountId)>,
     /// The region's group members discovery read, to read what depends on
     /// them at once with their fresh read.
     pub known: Arc<Vec<Instance>>,
@@ -152,14 +156,13 @@ impl Watcher {
         let mut warnings = group.warnings.clone();
         warnings.extend(warning);
         match decide(group, &view.tables, &before, &input) {
-            Ok(d) => Ok(decision::plan(
-                key,
-                &unit.scope,
-                d,
-                &before,
-                warnings,
-                pass.is_first(),
-            )),
+            Ok(d) => {
+                let mut plan = decision::plan(key, &unit.scope, d, &before, warnings, pass.is_first());
+                if let Some((home, account)) = &key.account {
+                    plan.tables = Some(decision::tables_of(&plan, home, account));
+                }
+                Ok(plan)
+            }
             Err(e @ DecideError::SpansVpcs { .. }) => Ok(decision::failed(key, &before, e.to_string())),
             Err(e) => Err(Error::Refused(e)),
         }
@@ -176,6 +179,10 @@ impl Reconciler for Watcher {
 
     fn subscriptions(&self) -> Subscriptions {
         SUBSCRIPTIONS
+    }
+
+    fn manages_accounts(&self) -> bool {
+        true
     }
 
     fn common(&self) -> &CommonConfig {
@@ -195,29 +202,64 @@ impl Reconciler for Watcher {
         regions: &[Region],
     ) -> Result<Selection<GroupKey>, Error> {
         let focus = Focus::of(&request.trigger);
-        let found = join_all(regions.iter().map(|r| discover(aws, r, &focus))).await;
-        let mut units = Vec::new();
         let mut errors = Vec::new();
-        for (region, result) in regions.iter().zip(found) {
+        // Where groups live: the home account, and in a cross-account mesh
+        // every other member (`None` is the home account).
+        let mut accounts: Vec<Option<(AccountId, AccountId)>> = vec![None];
+        if aws.members.is_cross_account() {
+            match lbgp_runtime::accounts::other_members(aws, &self.config.common.mesh, regions).await {
+                Ok((home, others)) => accounts.extend(others.into_iter().map(|a| Some((home.clone(), a)))),
+                Err(e) => {
+                    tracing::error!(error = %e, "the member accounts could not be known; only the home account's groups are looked at");
+                    errors.push(ErrorReport {
+                        region: "-".to_owned(),
+                        resource: Some("member accounts".to_owned()),
+                        error: lbgp_runtime::error_chain(&e),
+                        account: None,
+                    });
+                }
+            }
+        }
+        let places: Vec<(&Region, Option<(AccountId, AccountId)>)> = accounts
+            .iter()
+            .flat_map(|a| regions.iter().map(move |r| (r, a.clone())))
+            .collect();
+        let found = join_all(
+            places
+                .iter()
+                .map(|(r, a)| discover(aws, r, a.as_ref().map(|(_, m)| m), &focus)),
+        )
+        .await;
+        let mut units = Vec::new();
+        for ((region, account), result) in places.into_iter().zip(found) {
             match result {
                 Ok((groups, instances)) => {
                     let known = Arc::new(instances);
                     units.extend(groups.into_iter().map(|(name, vpc)| Unit {
-                        scope: format!("{region}#{name}"),
+                        scope: match &account {
+                            // Home groups keep the scope (lease and state
+                            // keys) they always had.
+                            None => format!("{region}#{name}"),
+                            Some((_, a)) => format!("{a}#{region}#{name}"),
+                        },
                         key: GroupKey {
                             region: region.clone(),
                             name,
                             vpc,
+                            account: account.clone(),
                             known: known.clone(),
                         },
                     }));
                 }
                 Err(e) => {
-                    tracing::error!(region = %region, error = %e, "region could not be read; its groups are left as they are");
+                    let who = account.as_ref().map(|(_, a)| a.to_string());
+                    tracing::error!(region = %region, account = who.as_deref().unwrap_or("home"), error = %e,
+                        "region could not be read; its groups are left as they are");
                     errors.push(ErrorReport {
                         region: region.to_string(),
-                        resource: None,
-                        error: e.to_string(),
+                        resource: who.as_ref().map(|a| format!("account {a}")),
+                        error: lbgp_runtime::error_chain(&e),
+                        account: who,
                     });
                 }
             }
@@ -262,7 +304,8 @@ impl Reconciler for Watcher {
     /// One group again, on a later pass: a fresh read of its region.
     async fn plan(&self, aws: &Aws, unit: &Unit<GroupKey>, pass: &Pass<'_>) -> Result<UnitPlan, Error> {
         let names = BTreeSet::from([unit.key.name.clone()]);
-        let view = observe(aws, &unit.key.region, &names, &[]).await?;
+        let member = unit.key.account.as_ref().map(|(_, a)| a);
+        let view = observe(aws, (&unit.key.region, member), &names, &[]).await?;
         if !view.groups.iter().any(|g| g.name == unit.key.name) {
             // Gone since the last pass: nothing more to do for it.
             return Ok(decision::gone());
@@ -280,30 +323,37 @@ impl Reconciler for Watcher {
         units: &[&Unit<GroupKey>],
         pass: &Pass<'_>,
     ) -> Vec<Result<UnitPlan, Error>> {
-        let mut wanted: BTreeMap<Region, (BTreeSet<String>, Arc<Vec<Instance>>)> = BTreeMap::new();
+        type Place = (Region, Option<AccountId>);
+        let mut wanted: BTreeMap<Place, (BTreeSet<String>, Arc<Vec<Instance>>)> = BTreeMap::new();
+        let place = |u: &Unit<GroupKey>| -> Place {
+            (
+                u.key.region.clone(),
+                u.key.account.as_ref().map(|(_, a)| a.clone()),
+            )
+        };
         for unit in units {
             wanted
-                .entry(unit.key.region.clone())
+                .entry(place(unit))
                 .or_insert_with(|| (BTreeSet::new(), unit.key.known.clone()))
                 .0
                 .insert(unit.key.name.clone());
         }
         let (views, states) = futures::join!(
-            join_all(wanted.iter().map(|(region, (names, known))| async move {
-                let view = observe(aws, region, names, known).await.map_err(|e| {
+            join_all(wanted.iter().map(|((region, account), (names, known))| async move {
+                let view = observe(aws, (region, account.as_ref()), names, known).await.map_err(|e| {
                     tracing::error!(region = %region, error = %e, "region could not be read; its groups are left as they are");
-                    e.to_string()
+                    lbgp_runtime::error_chain(&e)
                 });
-                (region.clone(), view)
+                ((region.clone(), account.clone()), view)
             })),
             join_all(units.iter().map(|u| load_state(aws, u))),
         );
-        let views: BTreeMap<Region, Result<RegionView, String>> = views.into_iter().collect();
+        let views: BTreeMap<Place, Result<RegionView, String>> = views.into_iter().collect();
         let now = aws.store.clock().now();
         units
             .iter()
             .zip(states)
-            .map(|(unit, state)| match views.get(&unit.key.region) {
+            .map(|(unit, state)| match views.get(&place(unit)) {
                 Some(view) => self.decide_unit(unit, view, state, pass, now),
                 None => Ok(decision::failed(
                     &unit.key,

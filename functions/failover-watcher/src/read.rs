@@ -8,6 +8,7 @@ use lbgp_aws::Error;
 use lbgp_aws::context::Aws;
 use lbgp_aws::ec2::RouteTableQuery;
 use lbgp_core::Region;
+use lbgp_core::accounts::AccountId;
 use lbgp_core::failover::{
     AlarmEvent, FailoverMode, Group, GroupTable, MemberEvent, TAG_GROUP, TAG_HEALTH_ALARM, TAG_MODE,
     alarm_names, groups_from_instances,
@@ -79,8 +80,13 @@ fn group_name(i: &Instance) -> Option<&str> {
 pub type Discovered = (Vec<(String, Option<String>)>, Vec<Instance>);
 
 /// Finds the groups a run looks at in one region.
-pub async fn discover(aws: &Aws, region: &Region, focus: &Focus) -> Result<Discovered, Error> {
-    let ec2 = aws.ec2(region)?;
+pub async fn discover(
+    aws: &Aws,
+    region: &Region,
+    account: Option<&AccountId>,
+    focus: &Focus,
+) -> Result<Discovered, Error> {
+    let ec2 = aws.ec2_in(account, region).await?;
     let instances = ec2.failover_instances().await?;
     let groups = groups_from_instances(&instances);
     let table_vpc = match focus {
@@ -173,12 +179,12 @@ impl<'a> Members<'a> {
 /// three, and still decides on members read after its lease.
 pub async fn observe(
     aws: &Aws,
-    region: &Region,
+    (region, account): (&Region, Option<&AccountId>),
     names: &BTreeSet<String>,
     known: &[Instance],
 ) -> Result<RegionView, Error> {
-    let ec2 = aws.ec2(region)?;
-    let cloudwatch = aws.cloudwatch(region)?;
+    let (ec2, cloudwatch) =
+        futures::try_join!(aws.ec2_in(account, region), aws.cloudwatch_in(account, region))?;
     let guess = Members::of(known, names);
     let guessed_ids: Vec<&str> = guess.ids.iter().copied().collect();
     let guessed_vpcs: Vec<&str> = guess.vpcs.iter().copied().collect();

@@ -18,7 +18,7 @@ use lbgp_aws::Error;
 use lbgp_aws::context::Aws;
 use lbgp_core::config::{CommonConfig, Env, PropagatorConfig};
 use lbgp_core::propagate::{self, MeshView, RegionView, WakeUp};
-use lbgp_core::topology::{Lifecycle, TransitGateway};
+use lbgp_core::topology::{Lifecycle, TransitGateway, Vpc, VpcAttachment};
 use lbgp_core::trigger::{Subscriptions, Trigger};
 use lbgp_core::{Cidr, OwnershipLedger, Region, TableKind};
 use lbgp_runtime::read::read_each_region;
@@ -73,6 +73,40 @@ pub async fn app_from_env() -> App {
     App::from_env(|| Env::process().propagator().map(|config| Propagator { config })).await
 }
 
+/// The VPCs of a region's attachments in a cross-account mesh, each read in
+/// the account owning it; a non-member's VPC is not read (it originates
+/// nothing, as before accounts existed). A member that cannot be read
+/// fails the region: its VPCs' origins are unknown, so what they
+/// originate is frozen everywhere rather than withdrawn.
+async fn member_vpcs(aws: &Aws, region: &Region, attachments: &[VpcAttachment]) -> Result<Vec<Vpc>, Error> {
+    let live: Vec<VpcAttachment> = attachments
+        .iter()
+        .filter(|a| a.state.lifecycle() != Lifecycle::Gone)
+        .cloned()
+        .collect();
+    let mut accounts = lbgp_runtime::accounts::accounts_view(aws, &live).await?;
+    let read =
+        lbgp_runtime::accounts::read_owned_vpcs(aws, region, &live, &mut accounts, |ec2, ids| async move {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            ec2.vpcs(&ids).await
+        })
+        .await;
+    if let Some((account, why)) = accounts.unreadable.iter().next() {
+        return Err(Error::Unexpected {
+            operation: "AssumeRole",
+            region: region.to_string(),
+            detail: format!(
+                "account {account} could not be read ({why}); what its VPCs originate is left as it is"
+            ),
+        });
+    }
+    for (_, account, vpc) in &accounts.not_members {
+        tracing::info!(account = %account, vpc_id = %vpc, region = %region,
+            "attached VPC of a non-member account: not read, originates nothing");
+    }
+    Ok(read.into_iter().flat_map(|(_, v)| v).collect())
+}
+
 impl Propagator {
     /// Reads one region: the mesh TGWs, their attachments, VPCs, route
     /// tables and every route of them, the peerings, and the routes of
@@ -100,7 +134,11 @@ impl Propagator {
             .map(|a| a.vpc_id.as_str())
             .collect();
         let vpc_ids: Vec<&str> = vpc_ids.into_iter().collect();
-        let vpcs = ec2.vpcs(&vpc_ids).await?;
+        let vpcs = if aws.members.is_cross_account() {
+            member_vpcs(aws, region, &attachments).await?
+        } else {
+            ec2.vpcs(&vpc_ids).await?
+        };
         // What each table should hold: the routes our ledger has there and
         // the region's VPC CIDRs (propagated). It only shapes the searches;
         // the read is complete whatever the table holds.
@@ -158,6 +196,10 @@ impl Reconciler for Propagator {
 
     fn subscriptions(&self) -> Subscriptions {
         SUBSCRIPTIONS
+    }
+
+    fn manages_accounts(&self) -> bool {
+        true
     }
 
     fn common(&self) -> &CommonConfig {

@@ -6,17 +6,19 @@
 //! This crate is wiring and I/O: what to read ([`Injector::read`]); the
 //! rules are `lbgp_core::inject`'s, the loop `lbgp_runtime`'s.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use lbgp_aws::Error;
 use lbgp_aws::context::Aws;
 use lbgp_aws::ec2::RouteTableQuery;
+use lbgp_core::accounts::{AccountId, AccountsView};
 use lbgp_core::config::{CommonConfig, Env, InjectorConfig};
 use lbgp_core::inject::{self, InjectorView, RegionView};
 use lbgp_core::migrate::MeshVpc;
+use lbgp_core::topology::{Vpc, VpcAttachment, VpcRouteTable};
 use lbgp_core::trigger::Subscriptions;
-use lbgp_core::{OwnershipLedger, Region, TableKind};
+use lbgp_core::{OwnershipLedger, Region, RouteTableRef, TableKind};
 use lbgp_runtime::read::read_each_region;
 use lbgp_runtime::{Pass, Reconciler, Request, Selection, Unit, UnitPlan};
 
@@ -51,6 +53,111 @@ pub const SUBSCRIPTIONS: Subscriptions = Subscriptions {
     alarm_changes: false,
 };
 
+/// A VPC with its tags.
+type TaggedVpc = (Vpc, BTreeMap<String, String>);
+
+/// What one region's read found.
+struct RegionRead {
+    view: RegionView,
+    mesh_vpcs: Vec<MeshVpc>,
+    accounts: Option<AccountsView>,
+}
+
+fn table_ref(region: &Region, id: &str) -> RouteTableRef {
+    RouteTableRef {
+        region: region.clone(),
+        kind: TableKind::Vpc,
+        id: id.to_owned(),
+    }
+}
+
+/// The VPC tables of `region` the ledger names that `tables` does not hold
+/// (the VPC detached, the TGW untagged…): read so that our routes go.
+fn ledger_tables_not_read<'l>(
+    ledger: &'l OwnershipLedger,
+    region: &Region,
+    tables: &[VpcRouteTable],
+) -> Vec<&'l str> {
+    let read: BTreeSet<&str> = tables.iter().map(|t| t.id.as_str()).collect();
+    let extra: BTreeSet<&str> = ledger
+        .iter()
+        .filter(|e| &e.key.table.region == region && e.key.table.kind == TableKind::Vpc)
+        .map(|e| e.key.table.id.as_str())
+        .filter(|id| !read.contains(id))
+        .collect();
+    extra.into_iter().collect()
+}
+
+/// The VPCs and tables of a region in a cross-account mesh: each in the
+/// account owning it; the ledger's tables no longer attached, in the
+/// account the ledger recorded (unless it is unreadable or no longer a
+/// member: those stay frozen).
+async fn read_member_vpcs(
+    aws: &Aws,
+    region: &Region,
+    attachments: &[VpcAttachment],
+    ledger: &OwnershipLedger,
+) -> Result<(Vec<TaggedVpc>, Vec<VpcRouteTable>, AccountsView), Error> {
+    let mut accounts = lbgp_runtime::accounts::accounts_view(aws, attachments).await?;
+    accounts.tables.record_ledger(ledger);
+    let read = lbgp_runtime::accounts::read_owned_vpcs(
+        aws,
+        region,
+        attachments,
+        &mut accounts,
+        |ec2, ids| async move {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            futures::try_join!(
+                ec2.vpcs_tagged(&ids),
+                ec2.vpc_route_tables(RouteTableQuery::Vpcs(&ids)),
+            )
+        },
+    )
+    .await;
+    let (mut tagged, mut tables) = (Vec::new(), Vec::new());
+    for (account, (v, t)) in read {
+        let owner = account.unwrap_or_else(|| accounts.membership.home().clone());
+        for table in &t {
+            accounts
+                .tables
+                .insert(table_ref(region, &table.id), owner.clone());
+        }
+        tagged.extend(v);
+        tables.extend(t);
+    }
+    // The ledger's tables not read above, by the account it recorded.
+    let mut extra: BTreeMap<AccountId, Vec<&str>> = BTreeMap::new();
+    for id in ledger_tables_not_read(ledger, region, &tables) {
+        let owner = accounts.tables.owner(&table_ref(region, id)).clone();
+        extra.entry(owner).or_default().push(id);
+    }
+    for (owner, ids) in extra {
+        if accounts.unreadable.contains_key(&owner) {
+            continue;
+        }
+        if !accounts.membership.contains(&owner) {
+            accounts.unreadable.insert(
+                owner,
+                "no longer a member (LBGP_ACCOUNTS): lbgp's routes there are left as they are".to_owned(),
+            );
+            continue;
+        }
+        let home = owner == *accounts.membership.home();
+        let read = async {
+            let ec2 = aws.ec2_in((!home).then_some(&owner), region).await?;
+            ec2.vpc_route_tables(RouteTableQuery::Ids(&ids)).await
+        };
+        match read.await {
+            Ok(more) => tables.extend(more),
+            Err(e) => {
+                let why = lbgp_runtime::accounts::why_unreadable(&e, &aws.members.config().role);
+                accounts.unreadable.insert(owner, why);
+            }
+        }
+    }
+    Ok((tagged, tables, accounts))
+}
+
 /// The injector: its configuration.
 #[derive(Debug, Clone)]
 pub struct Injector {
@@ -68,16 +175,24 @@ impl Injector {
         aws: &Aws,
         region: &Region,
         ledger: &OwnershipLedger,
-    ) -> Result<(RegionView, Vec<MeshVpc>), Error> {
+    ) -> Result<RegionRead, Error> {
         let ec2 = aws.ec2(region)?;
         let transit_gateways = ec2.mesh_transit_gateways(&self.config.common.mesh).await?;
         let tgw_ids: Vec<&str> = transit_gateways.iter().map(|t| t.id.as_str()).collect();
         let attachments = ec2.vpc_attachments(&tgw_ids).await?;
-        let vpc_ids = inject::vpcs_to_read(&attachments);
-        let (tagged, mut tables) = futures::try_join!(
-            ec2.vpcs_tagged(&vpc_ids),
-            ec2.vpc_route_tables(RouteTableQuery::Vpcs(&vpc_ids)),
-        )?;
+        let (tagged, tables, accounts) = if aws.members.is_cross_account() {
+            let (tagged, tables, accounts) = read_member_vpcs(aws, region, &attachments, ledger).await?;
+            (tagged, tables, Some(accounts))
+        } else {
+            let vpc_ids = inject::vpcs_to_read(&attachments);
+            let (tagged, mut tables) = futures::try_join!(
+                ec2.vpcs_tagged(&vpc_ids),
+                ec2.vpc_route_tables(RouteTableQuery::Vpcs(&vpc_ids)),
+            )?;
+            let extra = ledger_tables_not_read(ledger, region, &tables);
+            tables.extend(ec2.vpc_route_tables(RouteTableQuery::Ids(&extra)).await?);
+            (tagged, tables, None)
+        };
         let mesh_vpcs: Vec<MeshVpc> = tagged
             .iter()
             .map(|(vpc, tags)| MeshVpc {
@@ -87,17 +202,8 @@ impl Injector {
             })
             .collect();
         let vpcs = tagged.into_iter().map(|(v, _)| v).collect();
-        let read: BTreeSet<&str> = tables.iter().map(|t| t.id.as_str()).collect();
-        let extra: BTreeSet<&str> = ledger
-            .iter()
-            .filter(|e| &e.key.table.region == region && e.key.table.kind == TableKind::Vpc)
-            .map(|e| e.key.table.id.as_str())
-            .filter(|id| !read.contains(id))
-            .collect();
-        let extra: Vec<&str> = extra.into_iter().collect();
-        tables.extend(ec2.vpc_route_tables(RouteTableQuery::Ids(&extra)).await?);
-        Ok((
-            RegionView {
+        Ok(RegionRead {
+            view: RegionView {
                 region: region.clone(),
                 transit_gateways,
                 attachments,
@@ -105,7 +211,8 @@ impl Injector {
                 tables,
             },
             mesh_vpcs,
-        ))
+            accounts,
+        })
     }
 
     /// Reads what reconciling `scope` depends on. When a VPC there is in a
@@ -121,7 +228,14 @@ impl Injector {
     ) -> InjectorView {
         let regions = inject::regions_to_read(&self.config, scope);
         let (read, mut unreadable) = read_each_region(&regions, |r| self.read_region(aws, r, ledger)).await;
-        let (mut views, mut vpcs): (Vec<RegionView>, Vec<Vec<MeshVpc>>) = read.into_iter().unzip();
+        let mut accounts: Option<AccountsView> = None;
+        let mut views = Vec::new();
+        let mut vpcs = Vec::new();
+        for r in read {
+            views.push(r.view);
+            vpcs.push(r.mesh_vpcs);
+            merge_accounts(&mut accounts, r.accounts);
+        }
         let first: Vec<MeshVpc> = vpcs.iter().flatten().cloned().collect();
         let mut legacy = lbgp_core::migrate::LegacyView::default();
         if migration::needs_overlay(&first, ledger, scope, command) {
@@ -135,9 +249,10 @@ impl Injector {
                 .collect();
             let (more, errors) = read_each_region(&rest, |r| self.read_region(aws, r, ledger)).await;
             unreadable.extend(errors);
-            for (view, mesh) in more {
-                views.push(view);
-                vpcs.push(mesh);
+            for r in more {
+                views.push(r.view);
+                vpcs.push(r.mesh_vpcs);
+                merge_accounts(&mut accounts, r.accounts);
             }
             let all: Vec<MeshVpc> = vpcs.into_iter().flatten().collect();
             let tables = migration::all_tables(&views);
@@ -151,6 +266,7 @@ impl Injector {
                         region: "*".to_owned(),
                         resource: Some("legacy overlay".to_owned()),
                         error: e.to_string(),
+                        account: None,
                     });
                     legacy = lbgp_core::migrate::LegacyView {
                         vpcs: all,
@@ -166,6 +282,7 @@ impl Injector {
             unreadable,
             legacy,
             overrides: std::collections::BTreeMap::new(),
+            accounts,
         }
     }
 }
@@ -180,6 +297,12 @@ impl Reconciler for Injector {
 
     fn subscriptions(&self) -> Subscriptions {
         SUBSCRIPTIONS
+    }
+
+    /// Not with the prefix-list style yet: its lists are created in the
+    /// home account, where a member's route table cannot reference them.
+    fn manages_accounts(&self) -> bool {
+        !prefix_lists::enabled(&self.config)
     }
 
     fn common(&self) -> &CommonConfig {
@@ -214,6 +337,7 @@ impl Reconciler for Injector {
         if let Some(m) = migrate {
             view.overrides.insert(m.vpc.clone(), m.to);
         }
+        let accounts = view.accounts.take();
         // The view is consumed by the desire; a copy is kept only when a
         // migration, an adoption or the prefix-list style reads it again
         // (a plain run does not pay for copying every table).
@@ -224,6 +348,10 @@ impl Reconciler for Injector {
         let kept = again.then(|| view.clone());
         let mut desire = inject::desire(view, &ledger, &prefix_lists::desire_config(&self.config));
         let view = kept.unwrap_or_default();
+        if let Some(accounts) = &accounts {
+            accounts.guard(&mut desire, &ledger);
+        }
+        let tables = accounts.map(|a| a.tables);
         desire.settle(&ledger, aws.store.clock().now());
         let lists = match prefix_lists::enabled(&self.config) {
             true => Some(prefix_lists::read(aws, &view, &self.config.common.mesh).await),
@@ -238,6 +366,7 @@ impl Reconciler for Injector {
                 .map(|d| (d.key.clone(), d.target.clone()))
                 .collect();
             let mut unit = UnitPlan::owned(desire, plan);
+            unit.tables = tables;
             migration::adopt(&mut unit, &view, &ledger, &wanted, &a.vpc);
             if let Some(lists) = lists {
                 prefix_lists::attach(&mut unit, lists, &self.config.common, pass.request.force);
@@ -250,6 +379,7 @@ impl Reconciler for Injector {
             Vec::new()
         };
         let mut unit = UnitPlan::owned(desire, plan);
+        unit.tables = tables;
         if let Some(m) = migrate {
             let x = view.legacy.vpcs.iter().find(|v| v.vpc.id == m.vpc).cloned();
             // Once the tag says so, the migration was accepted: the runs
@@ -281,6 +411,15 @@ impl Reconciler for Injector {
 
     fn takes_migration(&self) -> bool {
         true
+    }
+}
+
+/// Adds one region's accounts to what the others found.
+fn merge_accounts(all: &mut Option<AccountsView>, region: Option<AccountsView>) {
+    match (all.as_mut(), region) {
+        (Some(all), Some(r)) => all.merge(r),
+        (None, r) => *all = r,
+        (Some(_), None) => {}
     }
 }
 

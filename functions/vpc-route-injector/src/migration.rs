@@ -347,6 +347,7 @@ pub fn adopt(
                     reason:
                         "the old tooling's route equals what the legacy overlay wants: recorded as lbgp's"
                             .to_owned(),
+                    account: None,
                 });
             }
         }
@@ -379,6 +380,7 @@ pub fn refuse(unit: &mut UnitPlan, vpc: &str, checks: Vec<PreflightCheck>) {
         region: "*".to_owned(),
         resource: Some(vpc.to_owned()),
         error: why.clone(),
+        account: None,
     });
     unit.writes = Writes::Owned {
         fixes: vec![],

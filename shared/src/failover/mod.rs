@@ -252,6 +252,7 @@ impl ListMove {
             target: self.target.to_string(),
             previous_target: Some(self.previous.to_string()),
             reason: self.reason.clone(),
+            account: None,
         }
     }
 }

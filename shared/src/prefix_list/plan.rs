@@ -63,10 +63,38 @@ impl ListPlan {
     /// tables lose their desired routes toward a transit gateway (other
     /// targets, such as a migration overlay's, stay CIDR routes, which win
     /// over a list at the same prefix); refused and held tables are frozen.
+    ///
+    /// A carried route whose destination a static CIDR route toward
+    /// another target holds is a conflict, as in the routes style: that
+    /// route wins over the list's entry (AWS route priority: static routes
+    /// before prefix-list routes), so the table does not route it as lbgp
+    /// wants, and the route is never touched.
     pub fn apply_to(&self, desire: &mut Desire) {
-        desire.desired.retain(|d| {
-            !(self.carried.contains(&d.key.table) && matches!(d.target, RouteTarget::TransitGateway(_)))
-        });
+        let carried = |d: &crate::model::DesiredRoute| {
+            self.carried.contains(&d.key.table) && matches!(d.target, RouteTarget::TransitGateway(_))
+        };
+        let statics: BTreeMap<&crate::model::RouteKey, &crate::model::Route> = desire
+            .actual
+            .iter()
+            .filter(|r| r.origin == RouteOrigin::Static)
+            .map(|r| (&r.key, r))
+            .collect();
+        let held: Vec<crate::report::ConflictReport> = desire
+            .desired
+            .iter()
+            .filter(|d| carried(d))
+            .filter_map(|d| {
+                let r = statics.get(&d.key).filter(|r| r.target != d.target)?;
+                Some(crate::report::ConflictReport::from(&crate::plan::Conflict {
+                    key: d.key.clone(),
+                    wanted: d.target.clone(),
+                    held_by: r.target.clone(),
+                    held_by_origin: r.origin,
+                }))
+            })
+            .collect();
+        desire.conflicts.extend(held);
+        desire.desired.retain(|d| !carried(d));
         for (table, error) in &self.refused {
             desire.refuse(table.clone(), error.clone());
         }
@@ -250,6 +278,7 @@ impl<'a> Planner<'a> {
             resource: table.id.clone(),
             destination: None,
             reason,
+            account: None,
         });
     }
 
@@ -360,7 +389,7 @@ impl<'a> Planner<'a> {
                         error: format!(
                             "prefix list {} of {key}: AWS refused its last change ({}); its tables are left unchanged",
                             l.id, l.state_message
-                        ),
+                        ), account: None,
                     });
                     Some(format!("prefix list {} is in a failed state", l.id))
                 }

@@ -72,6 +72,7 @@ impl World {
                 gateway_ids: vec![],
                 tags: BTreeMap::new(),
                 routes: vec![],
+                owner: None,
             });
             for (other, c) in vpcs.iter().filter(|(o, _)| o != id) {
                 let _ = other;
@@ -280,6 +281,33 @@ fn carried_tables_lose_their_tgw_routes_only() {
     p.apply_to(&mut d);
     assert_eq!(d.desired.len(), 1);
     assert_eq!(d.desired[0].target, RouteTarget::Other("pcx-1".into()));
+}
+
+#[test]
+fn a_foreign_route_at_a_carried_destination_is_a_conflict() {
+    let mut w = four();
+    let eni = RouteTarget::NetworkInterface("eni-legacy".into());
+    w.desire
+        .actual
+        .push(static_route("rtb-vpc-a", "10.2.0.0/16", eni.clone()).route);
+    let p = w.plan();
+    assert!(p.carried.contains(&table_ref("rtb-vpc-a")), "{p:#?}");
+    let mut d = w.desire.clone();
+    p.apply_to(&mut d);
+    assert_eq!(d.conflicts.len(), 1, "{:#?}", d.conflicts);
+    let c = &d.conflicts[0];
+    assert_eq!(c.route_table_id.as_deref(), Some("rtb-vpc-a"));
+    assert_eq!(c.destination, "10.2.0.0/16");
+    assert_eq!(c.held_by, vec![eni.to_string()]);
+    // Our own route toward the TGW at a carried destination is none.
+    let mut w = four();
+    let tgw = RouteTarget::TransitGateway(TGW.to_owned());
+    w.desire
+        .actual
+        .push(static_route("rtb-vpc-a", "10.2.0.0/16", tgw).route);
+    let mut d = w.desire.clone();
+    w.plan().apply_to(&mut d);
+    assert!(d.conflicts.is_empty(), "{:#?}", d.conflicts);
 }
 
 #[test]

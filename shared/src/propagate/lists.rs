@@ -264,6 +264,7 @@ pub fn plan(input: &TgwListInput<'_>) -> TgwListPlan {
                     "prefix list {} of {key}: AWS refused its last change ({}); its table is left unchanged",
                     l.id, l.state_message
                 ),
+                account: None,
             });
             out.refused
                 .entry(table.clone())
@@ -288,6 +289,7 @@ pub fn plan(input: &TgwListInput<'_>) -> TgwListPlan {
                         "prefix list {} of {key} is being written; checked again on a later run",
                         l.id
                     ),
+                    account: None,
                 });
                 kept.insert(l.id.as_str());
                 continue;
@@ -396,6 +398,7 @@ pub fn plan(input: &TgwListInput<'_>) -> TgwListPlan {
                     "reference to prefix list {} kept until the {missing} routes replacing it are in",
                     r.prefix_list_id
                 ),
+                account: None,
             });
             continue;
         }

@@ -70,7 +70,7 @@ fn transit(member: &Member<'_>, out: &mut Desire) -> bool {
                 error: format!(
                     "{}: tag {TAG_TRANSIT}={v:?} is neither true nor false; read as false (no transit through it). Fix the tag",
                     member.tgw.id
-                ),
+                ), account: None,
             });
             false
         }
@@ -175,6 +175,7 @@ pub(super) fn desired(
                     resource: table.id.clone(),
                     destination: Some(p.to_string()),
                     reason: format!("{why}: route kept as it is until it settles"),
+                    account: None,
                 });
                 out.frozen_keys.insert(RouteKey {
                     table: table.clone(),
@@ -309,6 +310,7 @@ pub(super) fn desired(
                 reason: format!(
                     "{why} and no other path reaches the prefix: route kept as it is until it settles"
                 ),
+                account: None,
             });
             kept.push(entry.key.clone());
         }

@@ -375,6 +375,7 @@ fn mesh_view(topo: &Topo) -> MeshView {
                     vpc_id: vpc.id.clone(),
                     state: AttachmentState::Available,
                     ipv6_support: false,
+                    vpc_owner: None,
                 }],
                 routes: vec![TgwRoute {
                     route: Route {

@@ -178,6 +178,7 @@ fn an_unreadable_region_freezes_every_member_connected_to_it() {
         region: dark.region.to_string(),
         resource: None,
         error: "connection refused".into(),
+        account: None,
     });
     // Something to do in 3 – 4: a new VPC in 3.
     view.regions[2].vpcs[0]

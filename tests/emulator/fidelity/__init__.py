@@ -15,7 +15,7 @@ Modules: ``_common`` (helpers), ``settings`` (``/_lbgp/fidelity``),
 ``lifecycle`` (1), ``consistency`` (3, the per-request hook),
 ``vpc_routes`` (e, f, g), ``vpc_route_rules`` (4, 5, 9), ``describe`` (g),
 ``limits`` (6, 8), ``events`` (12), ``termination`` (13), ``prefix_lists``
-(14), ``cloudwatch`` (15), ``speed`` (no behaviour).
+(14), ``cloudwatch`` (15), ``accounts`` (18), ``speed`` (no behaviour).
 
 Gaps and patches (the table in README.md carries the same list):
 
@@ -159,6 +159,22 @@ as in README.md; the timed ones are off by default, see ``settings``):
 17. ``patch_tgw_prefix_list_references`` (``tgw_prefix_list_references``) -
     TGW prefix-list references (Create/Modify/Delete/Get, not in moto); a
     referenced list's entries are ``propagated`` routes with ``PrefixListId``.
+18. (``accounts``) several accounts: ``patch_shared_transit_gateways`` - a
+    TGW shared through RAM (CreateResourceShare with an account id or the
+    organisation) can be attached by a VPC of the account it is shared
+    with: one attachment listed in both accounts (``TransitGatewayOwnerId``
+    / ``ResourceOwnerId``), ``pendingAcceptance`` until the owner's
+    AcceptTransitGatewayVpcAttachment (or Reject; moto had neither) unless
+    ``AutoAcceptSharedAttachments=enable``, the VPC's CIDRs propagated into
+    the owner's route tables; ``patch_vpc_routes_to_shared_transit_gateways``
+    - VPC routes toward such a TGW once attached (moto dropped the target),
+    ``InvalidTransitGatewayID.NotFound`` for a TGW the VPC cannot reach;
+    ``patch_shared_transit_gateway_describe`` - DescribeTransitGateways
+    lists the TGWs shared with the account, DescribeTransitGatewayAttachments
+    filters ``resource-owner-id`` / ``transit-gateway-owner-id``;
+    ``patch_assume_role_trust`` - AssumeRole needs the role to exist and its
+    trust policy (principal, ``sts:ExternalId``, ``aws:PrincipalArn``...) to
+    allow the caller, else ``AccessDenied`` (403).
 
 Not a gap: ``patch_transaction_copies`` (``speed``) makes moto copy a table
 once per DynamoDB transaction instead of once per item; no answer changes.
@@ -170,6 +186,12 @@ from typing import Callable
 
 from . import settings
 from ._common import BLACKHOLE_INSTANCE_STATES, DEAD_ATTACHMENT_STATES
+from .accounts import (
+    patch_assume_role_trust,
+    patch_shared_transit_gateway_describe,
+    patch_shared_transit_gateways,
+    patch_vpc_routes_to_shared_transit_gateways,
+)
 from .attachments import patch_tgw_defaults, patch_tgw_propagation
 from .cloudwatch import patch_cloudwatch_cbor
 from .consistency import patch_read_after_write, patch_request_context
@@ -224,6 +246,12 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("15", patch_cloudwatch_cbor),
     ("16", patch_managed_prefix_lists),
     ("17", patch_tgw_prefix_list_references),
+    # 18 wraps what the TGW, attachment, route and lifecycle patches put in
+    # place (it routes cross-account calls to the owner's backend), so last.
+    ("18", patch_shared_transit_gateways),
+    ("18", patch_vpc_routes_to_shared_transit_gateways),
+    ("18", patch_shared_transit_gateway_describe),
+    ("18", patch_assume_role_trust),
     ("speed", patch_transaction_copies),
 ]
 

@@ -131,6 +131,9 @@ def _attachment_cidrs(backend: Any, attachment: Any) -> list[str]:
     its IPv6 blocks when the attachment has Ipv6Support enabled."""
     if attachment.resource_type != "vpc":
         return []  # VPN / DX propagate BGP routes: not emulated
+    # The VPC of another account's attachment (a shared TGW, behaviour 18)
+    # is read in its own account.
+    backend = getattr(attachment, "vpc_backend", None) or backend
     vpc = backend.vpcs.get(getattr(attachment, "vpc_id", attachment.resource_id))
     if vpc is None:
         return []
