@@ -246,15 +246,15 @@ impl MemberClients {
         let Some(account) = account else {
             return Ok(None);
         };
-        if !self.is_cross_account() || *account == self.home_account().await? {
-            if *account != self.home_account().await? {
-                return Err(Error::Unexpected {
-                    operation: "AssumeRole",
-                    region: "-".to_owned(),
-                    detail: format!("account {account} is not a member (LBGP_ACCOUNTS is unset)"),
-                });
-            }
+        if *account == self.home_account().await? {
             return Ok(None);
+        }
+        if !self.is_cross_account() {
+            return Err(Error::Unexpected {
+                operation: "AssumeRole",
+                region: "-".to_owned(),
+                detail: format!("account {account} is not a member (LBGP_ACCOUNTS is unset)"),
+            });
         }
         let mut clients = self.clients.lock().await;
         if let Some(c) = clients.get(account) {

@@ -58,6 +58,28 @@ async fn raw(
     Ok(text)
 }
 
+/// One IAM call about `lbgp-member` in `account` (query API).
+async fn member_role_call(
+    env: &TestEnv,
+    account: &str,
+    action: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let mut pairs = vec![
+        ("Action", action),
+        ("Version", "2010-05-08"),
+        ("RoleName", lbgp_core::accounts::DEFAULT_MEMBER_ROLE),
+    ];
+    pairs.extend_from_slice(extra);
+    raw(
+        env,
+        ("iam", "us-east-1", account),
+        ("/", "application/x-www-form-urlencoded", &form(&pairs)),
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Creates `lbgp-member` in `account`, trusting the home account (what
 /// `member-role.yaml` deploys).
 pub async fn create_member_role(env: &TestEnv, account: &str) -> anyhow::Result<()> {
@@ -67,35 +89,18 @@ pub async fn create_member_role(env: &TestEnv, account: &str) -> anyhow::Result<
                         "Action": "sts:AssumeRole"}]
     })
     .to_string();
-    let body = form(&[
-        ("Action", "CreateRole"),
-        ("Version", "2010-05-08"),
-        ("RoleName", lbgp_core::accounts::DEFAULT_MEMBER_ROLE),
-        ("AssumeRolePolicyDocument", &trust),
-    ]);
-    raw(
+    member_role_call(
         env,
-        ("iam", "us-east-1", account),
-        ("/", "application/x-www-form-urlencoded", &body),
+        account,
+        "CreateRole",
+        &[("AssumeRolePolicyDocument", &trust)],
     )
     .await
-    .map(|_| ())
 }
 
 /// Deletes `lbgp-member` in `account`: its role can no longer be assumed.
 pub async fn delete_member_role(env: &TestEnv, account: &str) -> anyhow::Result<()> {
-    let body = form(&[
-        ("Action", "DeleteRole"),
-        ("Version", "2010-05-08"),
-        ("RoleName", lbgp_core::accounts::DEFAULT_MEMBER_ROLE),
-    ]);
-    raw(
-        env,
-        ("iam", "us-east-1", account),
-        ("/", "application/x-www-form-urlencoded", &body),
-    )
-    .await
-    .map(|_| ())
+    member_role_call(env, account, "DeleteRole", &[]).await
 }
 
 /// A session in `account` through its member role, as lbgp's.
