@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{DesiredRoute, Region, Route, RouteKey, RouteOrigin, RouteTableRef};
-use crate::plan::{ChangeOp, ChangeReason, OwnershipLedger, Plan, plan_from_iter};
+use crate::plan::{ChangeOp, ChangeReason, DropReason, LedgerFix, OwnershipLedger, Plan, plan_from_iter};
 use crate::prefix::Cidr;
 use crate::report::{ConflictReport, ErrorReport, SkipReport};
 
@@ -46,6 +46,12 @@ pub struct Desire {
     /// What the rules say about desired routes (L-BGP: each one's path),
     /// shown in the reason of their changes.
     pub notes: RouteNotes,
+    /// Ledger entries the rules let go of this run: routes at our keys that
+    /// someone re-pointed and that the rules planned around as someone
+    /// else's (the injector counted them against a table's quota). Planned
+    /// as foreign and dropped from the ledger, so the next run finds the
+    /// ownership this one planned on and makes the same plan.
+    pub disowned: BTreeSet<RouteKey>,
 }
 
 /// Notes on desired routes, kept per (group of tables, group of
@@ -105,11 +111,26 @@ impl Desire {
     /// routes are borrowed, not copied: at 48,000 routes a copy would
     /// double the planner's memory.
     pub fn plan(&self, ledger: &OwnershipLedger) -> Plan {
-        plan_from_iter(
+        let mut plan = plan_from_iter(
             self.desired.iter().filter(|d| self.key_in_scope(&d.key)),
             self.actual.iter().filter(|r| self.key_in_scope(&r.key)),
-            ledger.iter().filter(|e| self.key_in_scope(&e.key)),
-        )
+            ledger
+                .iter()
+                .filter(|e| self.key_in_scope(&e.key) && !self.disowned.contains(&e.key)),
+        );
+        let dropped = self
+            .disowned
+            .iter()
+            .filter(|k| self.key_in_scope(k) && ledger.get(k).is_some());
+        let before = plan.ledger_fixes.len();
+        plan.ledger_fixes.extend(dropped.map(|key| LedgerFix::Drop {
+            key: key.clone(),
+            why: DropReason::TakenOver,
+        }));
+        if plan.ledger_fixes.len() != before {
+            plan.ledger_fixes.sort();
+        }
+        plan
     }
 
     /// Waits for what was written moments ago: a confirmed ledger entry

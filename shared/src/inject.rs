@@ -19,7 +19,7 @@
 //!   would hijack the VPC's own traffic); IPv6 prefixes only go to VPCs with
 //!   an IPv6 block whose attachment supports IPv6.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{InjectMode, InjectorConfig};
 use crate::desire::Desire;
@@ -255,7 +255,7 @@ pub fn desire(view: InjectorView, ledger: &OwnershipLedger, config: &InjectorCon
                 table,
                 ledger,
             };
-            match prefixes_for(&ctx, &mesh_cidrs, &mut out.skipped, region) {
+            match prefixes_for(&ctx, &mesh_cidrs, (&mut out.skipped, &mut out.disowned), region) {
                 Ok(prefixes) => desired.extend(prefixes.into_iter().map(|destination| DesiredRoute {
                     key: RouteKey {
                         table: table_ref.clone(),
@@ -407,7 +407,7 @@ struct TableContext<'a> {
 fn prefixes_for(
     ctx: &TableContext<'_>,
     mesh_cidrs: &[(String, Cidr)],
-    skipped: &mut Vec<SkipReport>,
+    (skipped, disowned): (&mut Vec<SkipReport>, &mut BTreeSet<RouteKey>),
     region: &Region,
 ) -> Result<Vec<Cidr>, String> {
     let (config, own, table_id) = (ctx.config, ctx.vpc, ctx.table.id.as_str());
@@ -466,14 +466,15 @@ fn prefixes_for(
                 // kept or deleted by the plan).
                 // (A foreign route at a wanted destination takes no extra
                 // room: it satisfies the route, or blocks it.)
-                let others = static_routes(ctx.table, family)
+                let others_routes: Vec<&crate::topology::VpcRoute> = static_routes(ctx.table, family)
                     .filter(|r| {
                         !ctx.ledger
                             .get(&r.route.key)
                             .is_some_and(|e| e.recognises(&r.route.target))
                             && !wanted.contains(&r.route.key.destination)
                     })
-                    .count();
+                    .collect();
+                let others = others_routes.len();
                 let room = config.route_quota.saturating_sub(others);
                 if wanted.len() <= room {
                     out.extend(wanted);
@@ -485,7 +486,22 @@ fn prefixes_for(
                     summarize_to_fit(&wanted, &own.cidrs, room).map_err(|e| e.to_string())
                 };
                 match fitted {
-                    Ok(fit) => out.extend(fit),
+                    Ok(fit) => {
+                        // A route at one of our keys that someone
+                        // re-pointed was counted as theirs above; if the
+                        // summary lands on its destination, planning it as
+                        // ours would free its room next run and change the
+                        // summary again. Let it go now: the next run then
+                        // counts what this one did.
+                        disowned.extend(
+                            others_routes
+                                .iter()
+                                .filter(|r| fit.contains(&r.route.key.destination))
+                                .filter(|r| ctx.ledger.get(&r.route.key).is_some())
+                                .map(|r| r.route.key.clone()),
+                        );
+                        out.extend(fit)
+                    }
                     Err(e) => {
                         return Err(format!(
                             "{} mesh prefixes do not fit LBGP_ROUTE_QUOTA={} for {table_id} ({others} other static routes there): {e}; table left unchanged",

@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use lbgp_core::config::{Env, InjectMode, InjectorConfig, PropagatorConfig};
 use lbgp_core::desire::Desire;
 use lbgp_core::inject::{self, InjectorView};
-use lbgp_core::plan::simulate_apply;
+use lbgp_core::plan::{DropReason, LedgerFix, simulate_apply};
 use lbgp_core::prefix::{aggregate, subtract};
 use lbgp_core::propagate::{self, MeshView};
 use lbgp_core::report::ErrorReport;
@@ -1539,6 +1539,88 @@ fn specific_mode_leaves_room_for_a_foreign_route_toward_the_serving_tgw() {
         desired_by_table(&desire)[c.id.as_str()],
         vec![("10.0.0.0/15".to_owned(), y.to_owned())]
     );
+}
+
+#[test]
+fn specific_mode_lets_go_of_a_repointed_route_its_summary_lands_on() {
+    // A's table holds 10.5.0.0/16 toward the serving TGW at a key our ledger
+    // records toward another TGW: someone re-pointed our route. Counted as
+    // theirs, it leaves room for two routes, and the summary of B, C and D
+    // lands on 10.5.0.0/16 itself. Claiming it back would free its room and
+    // undo the summary next run; the rules let it go instead (dropped from
+    // the ledger, satisfied by what is there), and a second run plans
+    // nothing.
+    let y = "tgw-0bb00000000000002";
+    let r = region("eu-west-1");
+    let tgws: &[&str] = &[y];
+    let mut rv = hand_region(
+        r.as_str(),
+        &[(y, Some(MESH))],
+        &[
+            HandVpc {
+                id: "vpc-0aa000000000000a",
+                cidrs: &["10.2.0.0/16"],
+                tgws,
+                tables: &[("rtb-0aa000000000000a", false)],
+            },
+            HandVpc {
+                id: "vpc-0aa000000000000b",
+                cidrs: &["10.0.0.0/16"],
+                tgws,
+                tables: &[("rtb-0aa000000000000b", false)],
+            },
+            HandVpc {
+                id: "vpc-0aa000000000000c",
+                cidrs: &["10.5.0.0/20"],
+                tgws,
+                tables: &[("rtb-0aa000000000000c", false)],
+            },
+            HandVpc {
+                id: "vpc-0aa000000000000d",
+                cidrs: &["10.5.128.0/20"],
+                tgws,
+                tables: &[("rtb-0aa000000000000d", false)],
+            },
+        ],
+    );
+    let a = table_ref(&r, TableKind::Vpc, "rtb-0aa000000000000a");
+    let repointed = route(
+        &a,
+        cidr("10.5.0.0/16"),
+        RouteTarget::TransitGateway(y.to_owned()),
+        RouteOrigin::Static,
+    );
+    add_vpc_route(&mut rv, &a.id, &repointed);
+    let mut ledger = OwnershipLedger::new();
+    ledger.insert(LedgerEntry::new(
+        repointed.key.clone(),
+        RouteTarget::TransitGateway("tgw-0ffffffffffffffff".to_owned()),
+        LedgerStatus::Owned,
+    ));
+    let config = injector_config(
+        std::slice::from_ref(&r),
+        &[
+            ("LBGP_INJECT_MODE", "specific"),
+            ("LBGP_PREFIXES", "10.0.0.0/8"),
+            ("LBGP_ROUTE_QUOTA", "3"),
+        ],
+    );
+    let view = one_region_view(rv);
+    let desire = inject::desire(view.clone(), &ledger, &config);
+    assert_eq!(
+        desired_by_table(&desire)[a.id.as_str()],
+        vec![
+            ("10.0.0.0/16".to_owned(), y.to_owned()),
+            ("10.5.0.0/16".to_owned(), y.to_owned())
+        ]
+    );
+    let plan = desire.plan(&ledger);
+    assert_eq!(plan.satisfied_by_foreign, vec![repointed.key.clone()]);
+    assert!(plan.ledger_fixes.contains(&LedgerFix::Drop {
+        key: repointed.key.clone(),
+        why: DropReason::TakenOver,
+    }));
+    injector_converges(&InjCase { config, view, ledger }).unwrap();
 }
 
 // ---------------------------------------------------------------------------
