@@ -200,6 +200,7 @@ lbgp_tests::both_styles!(
     new_and_deleted_vpc_attachments_are_added_and_withdrawn_everywhere,
     pending_peering_is_ignored_until_accepted,
     identical_cidr_in_two_regions_is_a_conflict_installed_nowhere,
+    a_hand_made_static_route_at_a_learned_prefix_is_reported_and_left_alone,
     a_table_of_more_than_1200_routes_is_read_completely,
     untagged_tgw_is_untouched_and_leaving_the_mesh_withdraws,
     summarize_and_quota,
@@ -388,6 +389,53 @@ async fn identical_cidr_in_two_regions_is_a_conflict_installed_nowhere(style: St
         last = Some(response["conflicts"].clone());
     }
     assert_tables(&env, style, &mesh, &expected(&mesh, true)).await;
+}
+
+/// An operator's static route in A's table at a prefix A learns from B,
+/// toward the peering with C: in the routes style it holds the destination
+/// we would install; in the prefix-list style AWS prefers it to the list's
+/// entry. Either way it is reported as a conflict, run after run, and left
+/// as the operator made it.
+async fn a_hand_made_static_route_at_a_learned_prefix_is_reported_and_left_alone(style: Style) {
+    let env = TestEnv::new(&[A, B, C, D]).await.unwrap();
+    let mesh = build(&env, true).await;
+    let (rtb, cidr) = (&mesh.site(A).rtb, mesh.site(B).vpcs[0].2.clone());
+    let detour = mesh.peering(A, C).to_owned();
+    let ec2 = env.ec2(A);
+    ec2.create_transit_gateway_route()
+        .transit_gateway_route_table_id(rtb)
+        .destination_cidr_block(&cidr)
+        .transit_gateway_attachment_id(&detour)
+        .send()
+        .await
+        .unwrap();
+    let app = app(&env, style, &[]);
+    for run in 0..2 {
+        let response = invoke(&app, scheduled()).await;
+        let held: Vec<&Value> = response["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["destination"] == cidr.as_str() && c["route_table_id"] == rtb.as_str())
+            .collect();
+        assert_eq!(held.len(), 1, "run {run}: {response:#}");
+        assert_eq!(held[0]["held_by"], json!([detour]), "{response:#}");
+        assert!(
+            changes(&response)
+                .iter()
+                .all(|c| c["destination"] != cidr.as_str() || c["route_table_id"] != rtb.as_str()),
+            "{response:#}"
+        );
+        if run == 1 {
+            assert_plan(&response, 0, &[]);
+        }
+        let statics = tgw_static_routes(&ec2, rtb).await.unwrap();
+        assert_eq!(
+            statics.get(&cidr),
+            Some(&detour),
+            "run {run}: the operator's route was touched"
+        );
+    }
 }
 
 async fn a_table_of_more_than_1200_routes_is_read_completely(style: Style) {

@@ -269,7 +269,7 @@ impl Reconciler for Propagator {
         let read = prefix_lists::read(aws, &seen, &self.config.common.mesh).await;
         let mut desire = propagate::desire(view, &ledger, &self.config);
         desire.settle(&ledger, aws.store.clock().now());
-        let lists = prefix_lists::plan(&self.config, &seen, &mut desire, &read);
+        let lists = prefix_lists::plan(&self.config, &seen, &mut desire, &ledger, &read);
         let plan = propagate::plan(&mut desire, &ledger, &self.config);
         let mut unit = UnitPlan::owned(desire, plan);
         prefix_lists::attach(&mut unit, lists, &self.config.common, pass.request.force);

@@ -5,13 +5,13 @@
 use std::collections::BTreeSet;
 
 use lbgp_aws::context::Aws;
-use lbgp_core::Region;
 use lbgp_core::config::{CommonConfig, PropagatorConfig};
 use lbgp_core::desire::Desire;
 use lbgp_core::propagate::MeshView;
 use lbgp_core::propagate::lists::{self, TgwListInput, TgwListPlan, TgwListsView};
 use lbgp_core::report::ErrorReport;
 use lbgp_core::topology::Lifecycle;
+use lbgp_core::{OwnershipLedger, Region};
 use lbgp_runtime::{UnitPlan, Writes};
 
 /// True when this run reconciles prefix lists: the style is set (to
@@ -106,6 +106,7 @@ pub fn plan(
     config: &PropagatorConfig,
     seen: &Seen,
     desire: &mut Desire,
+    ledger: &OwnershipLedger,
     (lists, errors): &(TgwListsView, Vec<ErrorReport>),
 ) -> TgwListPlan {
     let mut planned = lists::plan(&TgwListInput {
@@ -115,6 +116,7 @@ pub fn plan(
         desire,
         lists,
         transitional: &seen.transitional,
+        ledger,
     });
     // Tables of a region whose lists could not be read: as they are.
     for (region, tables) in &seen.tables {

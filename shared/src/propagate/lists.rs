@@ -27,12 +27,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::RouteStyle;
 use crate::desire::Desire;
-use crate::model::{Region, RouteKey, RouteOrigin, RouteTableRef, RouteTarget};
+use crate::model::{Region, Route, RouteKey, RouteOrigin, RouteTableRef, RouteTarget};
+use crate::plan::OwnershipLedger;
 use crate::prefix::Cidr;
 use crate::prefix_list::{
     Family, ListKey, ListRef, ListState, ListStep, MAX_LIST_ENTRIES, ManagedList, diff, sized,
 };
-use crate::report::{ErrorReport, SkipReport};
+use crate::report::{ConflictReport, ErrorReport, SkipReport};
 
 /// A TGW prefix-list reference as read (`GetTransitGatewayPrefixListReferences`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -71,6 +72,9 @@ pub struct TgwListInput<'a> {
     pub lists: &'a TgwListsView,
     /// Peering attachments in transition: their references stay as they are.
     pub transitional: &'a BTreeSet<String>,
+    /// The routes we own: a static route at an entry's destination that is
+    /// not ours shadows the entry.
+    pub ledger: &'a OwnershipLedger,
 }
 
 /// The prefix-list part of a propagator run.
@@ -86,6 +90,10 @@ pub struct TgwListPlan {
     pub skipped: Vec<SkipReport>,
     /// Failures confined to a list.
     pub errors: Vec<ErrorReport>,
+    /// Entries whose destination a static route we did not create holds in
+    /// the table: AWS prefers a static route to a prefix list's entry, so
+    /// the traffic follows it, as a conflict in the routes style would say.
+    pub conflicts: Vec<ConflictReport>,
     /// Another stage follows (switching back: references go once the
     /// static routes replacing them are in).
     pub again: bool,
@@ -113,6 +121,7 @@ impl TgwListPlan {
         }
         desire.skipped.extend(self.skipped.iter().cloned());
         desire.errors.extend(self.errors.iter().cloned());
+        desire.conflicts.extend(self.conflicts.iter().cloned());
         desire.normalise();
     }
 
@@ -136,6 +145,50 @@ fn split(key: &ListKey) -> (&str, &str) {
 }
 
 type Groups = BTreeMap<ListKey, (RouteTableRef, BTreeSet<Cidr>)>;
+
+/// Static routes someone else made at the destinations of wanted entries,
+/// toward another target: AWS routes by a static route before a prefix
+/// list's entry at the same destination ("How route priority works", VPC
+/// guide), so each is reported as the routes style reports the route it
+/// would not install. The entry stays in the list: it takes over if the
+/// static route goes.
+fn shadowing_statics(input: &TgwListInput<'_>, wanted: &Groups) -> Vec<ConflictReport> {
+    let statics: BTreeMap<&RouteKey, &Route> = input
+        .desire
+        .actual
+        .iter()
+        .filter(|r| r.origin == RouteOrigin::Static)
+        .map(|r| (&r.key, r))
+        .collect();
+    let mut out = Vec::new();
+    for (key, (table, entries)) in wanted {
+        let (_, attachment) = split(key);
+        let via = RouteTarget::TransitGatewayAttachment(attachment.to_owned());
+        for cidr in entries {
+            let at = RouteKey {
+                table: table.clone(),
+                destination: *cidr,
+            };
+            let Some(route) = statics.get(&at) else { continue };
+            let ours = input.ledger.get(&at).is_some_and(|e| e.recognises(&route.target));
+            if route.target == via || ours {
+                continue;
+            }
+            out.push(ConflictReport {
+                region: table.region.to_string(),
+                route_table_id: Some(table.id.clone()),
+                destination: cidr.to_string(),
+                wanted: Some(via.to_string()),
+                held_by: vec![route.target.to_string()],
+                reason: format!(
+                    "destination held by a static route we did not create, which AWS prefers to the entry of prefix list {key}; left untouched"
+                ),
+                account: None,
+            });
+        }
+    }
+    out
+}
 
 /// Plans the propagator's lists and references (see the module's rules).
 pub fn plan(input: &TgwListInput<'_>) -> TgwListPlan {
@@ -272,6 +325,7 @@ pub fn plan(input: &TgwListInput<'_>) -> TgwListPlan {
         }
     }
     wanted.retain(|_, (table, _)| !out.refused.contains_key(table));
+    out.conflicts = shadowing_statics(input, &wanted);
 
     // Lists and references wanted.
     let mut kept: BTreeSet<&str> = BTreeSet::new();

@@ -94,6 +94,7 @@ fn run(style: RouteStyle, d: &Desire, lists: &TgwListsView, quota: usize) -> Tgw
         desire: d,
         lists,
         transitional: &BTreeSet::new(),
+        ledger: &OwnershipLedger::new(),
     })
 }
 
@@ -279,6 +280,53 @@ fn unreadable_regions_and_transitional_peerings_are_left_alone() {
         desire: &d,
         lists: &lists,
         transitional: &transitional,
+        ledger: &OwnershipLedger::new(),
     });
     assert!(p.steps.is_empty(), "{:?}", p.steps);
+}
+
+#[test]
+fn a_foreign_static_route_at_an_entry_is_reported_as_the_conflict_it_is() {
+    // 10.1/16: an operator's static route toward another peering (AWS
+    // prefers it to the entry); 10.2/16: our own static route left from the
+    // routes style (replaced by the entry, not a conflict); 10.3/16: a
+    // foreign static route toward the same peering (it agrees).
+    let mut d = desire(&["tgw-rtb-a"], &["10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16"]);
+    actual(&mut d, "tgw-rtb-a", "10.1.0.0/16", ATT2, RouteOrigin::Static);
+    actual(&mut d, "tgw-rtb-a", "10.2.0.0/16", ATT2, RouteOrigin::Static);
+    actual(&mut d, "tgw-rtb-a", "10.3.0.0/16", ATT, RouteOrigin::Static);
+    let mut ledger = OwnershipLedger::new();
+    ledger.insert(crate::plan::LedgerEntry::new(
+        key("tgw-rtb-a", "10.2.0.0/16"),
+        att(ATT2),
+        crate::plan::LedgerStatus::Owned,
+    ));
+    let p = plan(&TgwListInput {
+        mesh: MESH,
+        style: RouteStyle::PrefixList,
+        quota: 10_000,
+        desire: &d,
+        lists: &TgwListsView::default(),
+        transitional: &BTreeSet::new(),
+        ledger: &ledger,
+    });
+    let held: Vec<(&str, &str)> = p
+        .conflicts
+        .iter()
+        .map(|c| (c.destination.as_str(), c.held_by[0].as_str()))
+        .collect();
+    assert_eq!(held, vec![("10.1.0.0/16", ATT2)]);
+    assert_eq!(p.conflicts[0].wanted.as_deref(), Some(ATT));
+    // The entry stays in the list (it takes over if the route goes), and
+    // the conflict reaches the response through the desire.
+    assert!(
+        p.steps.iter().any(
+            |s| matches!(s, ListStep::CreateList { entries, .. } if entries.contains(&cidr("10.1.0.0/16")))
+        ),
+        "{:?}",
+        p.steps
+    );
+    let mut after = d.clone();
+    p.apply_to(&mut after);
+    assert_eq!(after.conflicts.len(), 1);
 }
