@@ -176,6 +176,9 @@ pub struct MemberClients {
     throttles: Throttles,
     home: tokio::sync::OnceCell<AccountId>,
     clients: tokio::sync::Mutex<BTreeMap<AccountId, RegionalClients>>,
+    /// The STS session name of every member session ([`session_name`] of
+    /// the function, once it is known).
+    session: std::sync::OnceLock<String>,
 }
 
 impl MemberClients {
@@ -187,7 +190,21 @@ impl MemberClients {
             throttles: throttles.clone(),
             home: tokio::sync::OnceCell::new(),
             clients: tokio::sync::Mutex::new(BTreeMap::new()),
+            session: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Names the member sessions after `function` (`lbgp-<function>`: what
+    /// CloudTrail shows in each member account, and what a trust policy
+    /// may pin with `sts:RoleSessionName`). The first name given stands;
+    /// sessions made before any is given are `lbgp`'s.
+    pub fn name_sessions(&self, function: &str) {
+        let _ = self.session.set(session_name(function));
+    }
+
+    /// The session name member sessions are made with.
+    pub fn session(&self) -> &str {
+        self.session.get().map_or("lbgp", String::as_str)
     }
 
     /// The accounts setting.
@@ -260,7 +277,7 @@ impl MemberClients {
         if let Some(c) = clients.get(account) {
             return Ok(Some(c.clone()));
         }
-        let config = member_config(&self.sdk, &self.common.accounts, account, "lbgp").await;
+        let config = member_config(&self.sdk, &self.common.accounts, account, self.session()).await;
         let made = RegionalClients::new(&config, &self.common, &self.throttles);
         clients.insert(account.clone(), made.clone());
         Ok(Some(made))

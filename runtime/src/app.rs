@@ -91,6 +91,7 @@ impl<R: Reconciler> App<R> {
     /// An app over a given reconciler and clients (its metrics off: see
     /// [`App::with_metrics`]).
     pub fn new(reconciler: R, aws: Aws) -> App<R> {
+        aws.members.name_sessions(reconciler.function());
         App {
             state: Ok((reconciler, aws)),
             batching: LedgerBatching::default(),

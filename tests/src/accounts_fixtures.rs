@@ -98,6 +98,25 @@ pub async fn create_member_role(env: &TestEnv, account: &str) -> anyhow::Result<
     .await
 }
 
+/// Narrows `lbgp-member`'s trust in `account` to sessions named `session`
+/// (`sts:RoleSessionName`), as a security team pinning who may assume it.
+pub async fn pin_member_session(env: &TestEnv, account: &str, session: &str) -> anyhow::Result<()> {
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{HOME_ACCOUNT}:root")},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"StringEquals": {"sts:RoleSessionName": session}}}]
+    })
+    .to_string();
+    member_role_call(
+        env,
+        account,
+        "UpdateAssumeRolePolicy",
+        &[("PolicyDocument", &trust)],
+    )
+    .await
+}
+
 /// Deletes `lbgp-member` in `account`: its role can no longer be assumed.
 pub async fn delete_member_role(env: &TestEnv, account: &str) -> anyhow::Result<()> {
     member_role_call(env, account, "DeleteRole", &[]).await

@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use lbgp_aws::accounts::{Members, session_name};
 use lbgp_core::accounts::AccountId;
 use lbgp_tests::accounts_fixtures::{
-    accept_attachment, create_member_role, delete_member_role, ec2_of, member_sdk, share_tgw,
+    accept_attachment, create_member_role, delete_member_role, ec2_of, member_sdk, pin_member_session,
+    share_tgw,
 };
 use lbgp_tests::events::scheduled;
 use lbgp_tests::failover_fixtures::{launch_router, next_hop, route_to_eni, router_vpc, stop};
@@ -457,4 +458,49 @@ async fn a_router_pair_in_a_member_account_fails_over_there() {
     let response = run(app.invoke(scheduled()).await).await;
     let calls = env.emulator.calls().await.unwrap();
     assert!(calls.ec2_mutating().is_empty(), "{response}");
+}
+
+/// Member sessions are named after the function (`lbgp-<function>`, as the
+/// README says): a member role whose trust pins that session name is
+/// assumed, and one pinned to another function's name is not (reported,
+/// its table frozen).
+#[tokio::test]
+async fn member_sessions_carry_the_functions_name() {
+    let env = TestEnv::new(&["us-east-1"]).await.unwrap();
+    create_member_role(&env, APP).await.unwrap();
+    let us = env.ec2("us-east-1");
+    let tgw = create_tgw(&us, Some("prod")).await.unwrap();
+    let (_, app_rtb) = member_vpc(&env, APP, "us-east-1", &tgw, "10.50.0.0/16").await;
+    let app_ec2 = ec2_of(&member_sdk(&env, APP).await.unwrap(), "us-east-1");
+    let settings = [("LBGP_ACCOUNTS", APP)];
+    // The test's own session, assumed before the trust is narrowed (its
+    // credentials are cached for the rest of the test).
+    assert_eq!(vpc_routes(&app_ec2, &app_rtb).await.unwrap().len(), 1);
+
+    pin_member_session(&env, APP, "lbgp-tgw-route-propagator")
+        .await
+        .unwrap();
+    let response = run(injector(&env, &settings).invoke(scheduled()).await).await;
+    let errors = response["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e["account"] == APP),
+        "a session the trust does not allow was assumed: {response}"
+    );
+    assert!(
+        vpc_routes(&app_ec2, &app_rtb)
+            .await
+            .unwrap()
+            .get("10.0.0.0/8")
+            .is_none()
+    );
+
+    pin_member_session(&env, APP, &session_name("vpc-route-injector"))
+        .await
+        .unwrap();
+    let response = run(injector(&env, &settings).invoke(scheduled()).await).await;
+    assert_eq!(response["errors"], json!([]), "{response}");
+    let routes = vpc_routes(&app_ec2, &app_rtb).await.unwrap();
+    for p in RFC1918 {
+        assert_eq!(routes.get(p), Some(&tgw), "{app_rtb}: {routes:?}");
+    }
 }

@@ -235,16 +235,25 @@ fn traced(output: &str, exec_at: SystemTime) -> Option<Traced> {
     Some(out)
 }
 
-/// A root store of one certificate (the first of the system's bundle) and
-/// an empty certificate directory, for starts with `SSL_CERT_FILE` and
-/// `SSL_CERT_DIR` pointing at them; `None` when the bundle is not found.
-fn small_root_store() -> Option<(String, String, usize)> {
-    let bundle = [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
+/// The root stores a function is started with beside its default (Mozilla's
+/// roots, compiled in): the system's (its bundle and certificate
+/// directory, as `rustls-native-certs` finds them when nothing is set, the
+/// functions' behaviour before the roots were compiled in), and one
+/// certificate (the first of the bundle) with an empty directory, the
+/// floor of any store. `None` when the bundle is not found.
+struct RootStores {
+    system: (String, String),
+    one: (String, String),
+    certificates: usize,
+}
+
+fn root_stores() -> Option<RootStores> {
+    let (path, bundle) = [
+        ("/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs"),
+        ("/etc/pki/tls/certs/ca-bundle.crt", "/etc/pki/tls/certs"),
     ]
     .into_iter()
-    .find_map(|p| std::fs::read_to_string(p).ok())?;
+    .find_map(|(p, d)| Some(((p, d), std::fs::read_to_string(p).ok()?)))?;
     let certificates = bundle.matches("-----BEGIN CERTIFICATE-----").count();
     let end = "-----END CERTIFICATE-----";
     let first = &bundle[bundle.find("-----BEGIN CERTIFICATE-----")?..bundle.find(end)? + end.len()];
@@ -252,11 +261,11 @@ fn small_root_store() -> Option<(String, String, usize)> {
     let (file, empty) = (dir.join("one-root.pem"), dir.join("empty-cert-dir"));
     std::fs::create_dir_all(&empty).ok()?;
     std::fs::write(&file, format!("{first}\n")).ok()?;
-    Some((
-        file.display().to_string(),
-        empty.display().to_string(),
+    Some(RootStores {
+        system: (path.0.to_owned(), path.1.to_owned()),
+        one: (file.display().to_string(), empty.display().to_string()),
         certificates,
-    ))
+    })
 }
 
 /// Where the start-up goes, seen from outside (no change to the binaries):
@@ -325,23 +334,33 @@ pub(crate) async fn where_startup_goes(
             );
         }
     }
-    // Each function beside itself with a root store of one certificate,
-    // interleaved the same way (one unmeasured round first).
-    let store = small_root_store();
-    let mut store_times: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    if let Some((file, dir, _)) = &store {
-        let mut small_env = env.clone();
-        small_env.insert("SSL_CERT_FILE".to_owned(), file.clone());
-        small_env.insert("SSL_CERT_DIR".to_owned(), dir.clone());
+    // Each function beside itself with the system's store and with a store
+    // of one certificate, interleaved the same way (one unmeasured round
+    // first).
+    let store = root_stores();
+    let mut store_times: BTreeMap<String, [Vec<f64>; 3]> = BTreeMap::new();
+    if let Some(stores) = &store {
+        let with = |(file, dir): &(String, String)| {
+            let mut e = env.clone();
+            e.insert("SSL_CERT_FILE".to_owned(), file.clone());
+            e.insert("SSL_CERT_DIR".to_owned(), dir.clone());
+            e
+        };
+        let envs = [env.clone(), with(&stores.system), with(&stores.one)];
         for round in 0..=runs {
             for s in rust.iter().filter(|s| s.kind == Kind::Function) {
                 let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
-                let full = time_to_first_poll(&s.program, &args, env, false).await?;
-                let small = time_to_first_poll(&s.program, &args, &small_env, false).await?;
-                if let (Ok(full), Ok(small), true) = (full, small, round > 0) {
+                let mut walls = Vec::new();
+                for e in &envs {
+                    if let Ok(start) = time_to_first_poll(&s.program, &args, e, false).await? {
+                        walls.push(ms(start.wall));
+                    }
+                }
+                if let (true, [a, b, c]) = (round > 0, walls.as_slice()) {
                     let entry = store_times.entry(s.name().to_owned()).or_default();
-                    entry.0.push(ms(full.wall));
-                    entry.1.push(ms(small.wall));
+                    entry[0].push(*a);
+                    entry[1].push(*b);
+                    entry[2].push(*c);
                 }
             }
         }
@@ -428,38 +447,38 @@ pub(crate) async fn where_startup_goes(
             }
         }
     }
-    if let Some((file, _, certificates)) = &store {
+    if let Some(stores) = &store {
         let _ = writeln!(
             md,
             "\nThe root store, tested: each function started again beside itself, {runs} times each, \
-             interleaved (a start with the environment above, then one with `SSL_CERT_FILE` = a \
-             bundle of one certificate, `{}`, and `SSL_CERT_DIR` = an empty directory, which \
-             `rustls-native-certs` honours in place of the system's {certificates}-certificate bundle \
-             and certificate directory). No request is made during start-up, so this changes no \
-             behaviour measured here; it isolates what loading the system's roots costs.\n",
-            Path::new(file)
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("?")
+             interleaved: with the environment above (Mozilla's roots compiled in, the default), with \
+             `SSL_CERT_FILE` = `{}` and `SSL_CERT_DIR` = `{}` (the system's store of {} certificates, \
+             bundle and directory, read by `rustls-native-certs` as the functions did before their \
+             roots were compiled in, and as they still do when an operator sets either variable), and \
+             with a store of one certificate and an empty directory (the floor of any store). No \
+             request is made during start-up, so this changes no behaviour measured here.\n",
+            stores.system.0, stores.system.1, stores.certificates
         );
         let _ = writeln!(
             md,
-            "| binary | exec → poll | with a root store of one certificate | difference | with it, / `lbgp-echo` (its median above) |\n\
-             | --- | --- | --- | --- | --- |"
+            "| binary | exec → poll, compiled-in roots | with the system's store | with one certificate | system − compiled-in | compiled-in − one | compiled-in / `lbgp-echo` | system / `lbgp-echo` |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- |"
         );
-        for (name, (full, small)) in &store_times {
-            let (f, m) = (median(full), median(small));
+        let to_echo = |m: f64| echo.map_or_else(|| "—".to_owned(), |e| format!("{:.2}×", m / e));
+        for (name, [bundled, system, one]) in &store_times {
+            let (b, sy, o) = (median(bundled), median(system), median(one));
             let _ = writeln!(
                 md,
-                "| `{name}` | {f:.1} ms | {m:.1} ms | **{:.1} ms** | {} |",
-                f - m,
-                echo.map_or_else(|| "—".to_owned(), |e| format!("{:.2}×", m / e))
+                "| `{name}` | **{b:.1} ms** | {sy:.1} ms | {o:.1} ms | **{:.1} ms** | {:.1} ms | **{}** | {} |",
+                sy - b,
+                b - o,
+                to_echo(b),
+                to_echo(sy)
             );
         }
-        let saved: Vec<f64> = store_times.values().map(|(f, m)| median(f) - median(m)).collect();
-        let share: Vec<f64> = store_times
+        let saved: Vec<f64> = store_times
             .values()
-            .map(|(f, m)| 1.0 - median(m) / median(f))
+            .map(|[b, sy, _]| median(sy) - median(b))
             .collect();
         let functions: Vec<&&Subject> = rust.iter().filter(|s| s.kind == Kind::Function).collect();
         let cpu_share: Vec<f64> = functions
@@ -474,23 +493,18 @@ pub(crate) async fn where_startup_goes(
         let size_ratio = median(&functions.iter().map(|s| size(s)).collect::<Vec<_>>()) / echo_size;
         if !saved.is_empty() {
             let (lo, hi) = crate::report::min_max(&saved);
-            let (slo, shi) = crate::report::min_max(&share);
             let (clo, chi) = crate::report::min_max(&cpu_share);
             let _ = writeln!(
                 md,
                 "\nReading the tables: CPU time is {:.0}–{:.0}% of the functions' wall, so their start \
                  is work, not waiting; the dynamic loader and its relocations are a fraction of a \
-                 millisecond. The longest silence in the trace is inside the first SDK client's \
-                 construction, and the one-certificate root store removes {lo:.1}–{hi:.1} ms \
-                 ({:.0}–{:.0}% of the start): the clients' TLS set-up loads and parses the system's \
-                 root certificates (`rustls-native-certs`: the bundle and every file of the \
-                 certificate directory) when the first client is built, not at the first request. \
-                 What remains above `lbgp-echo` is the rest of building the clients and a binary \
-                 {size_ratio:.1}× the echo's size to fault in (the minor faults).\n",
+                 millisecond. Reading the system's store (the bundle and every file of the certificate \
+                 directory, each certificate parsed) costs {lo:.1}–{hi:.1} ms more than the compiled-in \
+                 roots, when the first client is built. What remains above `lbgp-echo` is the rest of \
+                 building the clients and a binary {size_ratio:.1}× the echo's size to fault in (the \
+                 minor faults).\n",
                 clo * 100.0,
                 chi * 100.0,
-                slo * 100.0,
-                shi * 100.0
             );
         }
     }
