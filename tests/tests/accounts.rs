@@ -1,4 +1,5 @@
-//! Cross-account meshes (issue #18) against the emulator: member sessions
+//! Cross-account meshes (issue #18) against the emulator: one mesh of two
+//! regions and three accounts converging for all three functions, member sessions
 //! through `sts:AssumeRole` (moto keys its backends by the account of the
 //! assumed credentials), a member whose role cannot be assumed reported
 //! and not fatal, and the ledger of today's deployments read unchanged.
@@ -244,6 +245,12 @@ fn propagator(env: &TestEnv, extra: &[(&str, &str)]) -> tgw_route_propagator::Ap
     tgw_route_propagator::App::new(tgw_route_propagator::Propagator { config }, aws)
 }
 
+fn watcher(env: &TestEnv, extra: &[(&str, &str)]) -> failover_watcher::App {
+    let config = env.config(extra).watcher().unwrap();
+    let aws = env.aws(&config.common).unwrap();
+    failover_watcher::App::new(failover_watcher::Watcher { config }, aws)
+}
+
 async fn run(app_response: Result<lbgp_core::report::InvokeResponse, lambda_runtime::Diagnostic>) -> Value {
     serde_json::to_value(app_response.unwrap()).unwrap()
 }
@@ -262,10 +269,12 @@ async fn member_vpc(env: &TestEnv, account: &str, region: &str, tgw: &str, cidr:
 
 /// TGWs in the home (network) account, one per region, peered; a home
 /// VPC in us-east-1; an app account's VPC in us-east-1 and another app
-/// account's in eu-west-1, each attached to the shared TGW of its region.
-/// The injector and L-BGP converge in all three accounts and a second run
-/// writes nothing; then one app account's role goes: it is reported and
-/// its tables are frozen while the others converge.
+/// account's in eu-west-1, each attached to the shared TGW of its region;
+/// a router pair in the first app account (a VPN VPC of its own). The
+/// injector and L-BGP converge in all three accounts, the watcher fails
+/// the pair over there, and a second run of all three functions writes
+/// nothing; then one app account's role goes: it is reported and its
+/// tables are frozen while the others converge.
 #[tokio::test]
 async fn a_mesh_of_three_accounts_converges_and_a_denied_member_is_frozen() {
     let env = TestEnv::new(&["us-east-1", "eu-west-1"]).await.unwrap();
@@ -284,6 +293,18 @@ async fn a_mesh_of_three_accounts_converges_and_a_denied_member_is_frozen() {
     let (_, other_rtb) = member_vpc(&env, OTHER, "eu-west-1", &tgw_eu, "10.60.0.0/16").await;
     let app_ec2 = ec2_of(&member_sdk(&env, APP).await.unwrap(), "us-east-1");
     let other_ec2 = ec2_of(&member_sdk(&env, OTHER).await.unwrap(), "eu-west-1");
+    let vpn = router_vpc(&app_ec2, "us-east-1", "10.70.0.0/16").await.unwrap();
+    let primary = launch_router(&app_ec2, &vpn.subnets[0], "vpn", Some(20), false)
+        .await
+        .unwrap();
+    let standby = launch_router(&app_ec2, &vpn.subnets[1], "vpn", Some(10), false)
+        .await
+        .unwrap();
+    for rtb in &vpn.tables {
+        route_to_eni(&app_ec2, rtb, "192.168.100.0/24", &primary.eni)
+            .await
+            .unwrap();
+    }
 
     let members = format!("{APP},{OTHER}");
     let settings = [("LBGP_ACCOUNTS", members.as_str())];
@@ -340,14 +361,42 @@ async fn a_mesh_of_three_accounts_converges_and_a_denied_member_is_frozen() {
         "{statics_eu:?}"
     );
 
-    // A second run of each writes nothing anywhere.
+    // The watcher finds the router pair in the app account (the home
+    // account has no instance at all): healthy, nothing moves; the primary
+    // stops, both tables move to the standby, there.
+    let watcher_app = watcher(&env, &settings);
+    let response = run(watcher_app.invoke(scheduled()).await).await;
+    assert_eq!(response["changes"], json!([]), "{response}");
+    assert_eq!(response["groups"][0]["account"], APP, "{response}");
+    stop(&app_ec2, &primary.instance).await.unwrap();
+    env.emulator.reset_calls().await.unwrap();
+    let response = run(watcher_app.invoke(scheduled()).await).await;
+    let calls = env.emulator.calls().await.unwrap();
+    assert_eq!(
+        calls.ec2_mutating(),
+        BTreeMap::from([("ReplaceRoute".to_owned(), 2)]),
+        "{response}"
+    );
+    for rtb in &vpn.tables {
+        let hop = next_hop(&app_ec2, rtb, "192.168.100.0/24")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(hop.eni.as_deref(), Some(standby.eni.as_str()), "{rtb}");
+    }
+    for c in response["changes"].as_array().unwrap() {
+        assert_eq!(c["account"], APP, "{response}");
+    }
+
+    // A second run of each of the three writes nothing anywhere.
     env.emulator.reset_calls().await.unwrap();
     let again = run(injector_app.invoke(scheduled()).await).await;
     let again_l = run(propagator_app.invoke(scheduled()).await).await;
+    let again_w = run(watcher_app.invoke(scheduled()).await).await;
     let calls = env.emulator.calls().await.unwrap();
     assert!(
         calls.ec2_mutating().is_empty(),
-        "{:?}\n{again}\n{again_l}",
+        "{:?}\n{again}\n{again_l}\n{again_w}",
         calls.ec2_mutating()
     );
 
@@ -403,60 +452,21 @@ async fn a_mesh_of_three_accounts_converges_and_a_denied_member_is_frozen() {
     );
     let statics_us = tgw_static_routes(&us, &rtb_us).await.unwrap();
     assert!(statics_us.contains_key("10.60.0.0/16"), "{statics_us:?}");
-}
 
-/// A router pair in an app account: its failover group is found, decided
-/// and moved there (the home account has no instance at all); a second
-/// run writes nothing; the response names the account.
-#[tokio::test]
-async fn a_router_pair_in_a_member_account_fails_over_there() {
-    let env = TestEnv::new(&["us-east-1"]).await.unwrap();
-    create_member_role(&env, APP).await.unwrap();
-    let app_ec2 = ec2_of(&member_sdk(&env, APP).await.unwrap(), "us-east-1");
-    let vpc = router_vpc(&app_ec2, "us-east-1", "10.70.0.0/16").await.unwrap();
-    let primary = launch_router(&app_ec2, &vpc.subnets[0], "vpn", Some(20), false)
-        .await
-        .unwrap();
-    let standby = launch_router(&app_ec2, &vpc.subnets[1], "vpn", Some(10), false)
-        .await
-        .unwrap();
-    for rtb in &vpc.tables {
-        route_to_eni(&app_ec2, rtb, "192.168.100.0/24", &primary.eni)
-            .await
-            .unwrap();
-    }
-    let config = env.config(&[("LBGP_ACCOUNTS", APP)]).watcher().unwrap();
-    let aws = env.aws(&config.common).unwrap();
-    let app = failover_watcher::App::new(failover_watcher::Watcher { config }, aws);
-
-    // Healthy primary: nothing moves.
-    let response = run(app.invoke(scheduled()).await).await;
-    assert_eq!(response["changes"], json!([]), "{response}");
-    assert_eq!(response["groups"][0]["account"], APP, "{response}");
-
-    stop(&app_ec2, &primary.instance).await.unwrap();
+    // The watcher likewise: the unreadable account is reported, the pair
+    // in the readable one is still watched, and nothing moves.
     env.emulator.reset_calls().await.unwrap();
-    let response = run(app.invoke(scheduled()).await).await;
+    let response = run(watcher(&env, &settings).invoke(scheduled()).await).await;
     let calls = env.emulator.calls().await.unwrap();
-    assert_eq!(
-        calls.ec2_mutating(),
-        BTreeMap::from([("ReplaceRoute".to_owned(), 2)]),
+    assert!(
+        response["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["account"] == OTHER),
         "{response}"
     );
-    for rtb in &vpc.tables {
-        let hop = next_hop(&app_ec2, rtb, "192.168.100.0/24")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(hop.eni.as_deref(), Some(standby.eni.as_str()), "{rtb}");
-    }
-    for c in response["changes"].as_array().unwrap() {
-        assert_eq!(c["account"], APP, "{response}");
-    }
-
-    env.emulator.reset_calls().await.unwrap();
-    let response = run(app.invoke(scheduled()).await).await;
-    let calls = env.emulator.calls().await.unwrap();
+    assert_eq!(response["groups"][0]["account"], APP, "{response}");
     assert!(calls.ec2_mutating().is_empty(), "{response}");
 }
 
