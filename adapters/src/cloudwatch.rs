@@ -10,10 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_cloudwatch::Client;
+use std::sync::{Arc, OnceLock};
+
 use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
+use aws_sdk_cloudwatch::{Client, Config};
 use lbgp_core::Region;
 use lbgp_core::failover::{AlarmReading, AlarmState};
 
@@ -25,8 +27,18 @@ pub const ALARM_NAMES_PER_CALL: usize = 100;
 /// CloudWatch in one region.
 #[derive(Debug, Clone)]
 pub struct CloudWatch {
-    client: Client,
+    client: Arc<Made>,
     region: Region,
+}
+
+/// A client built, or its configuration waiting for the first call: only
+/// the watcher reads alarms before anything else (its clients are made at
+/// start-up, [`CloudWatch::warm`]), and a function that reads none (L-BGP)
+/// never pays for one.
+#[derive(Debug)]
+enum Made {
+    Ready(Client),
+    OnFirstUse(Box<Config>, OnceLock<Client>),
 }
 
 fn millis(t: Option<&DateTime>) -> Option<i64> {
@@ -40,12 +52,32 @@ fn state(value: Option<&StateValue>) -> Option<AlarmState> {
 impl CloudWatch {
     /// CloudWatch through `client`, in `region`.
     pub fn new(client: Client, region: Region) -> CloudWatch {
-        CloudWatch { client, region }
+        CloudWatch {
+            client: Arc::new(Made::Ready(client)),
+            region,
+        }
     }
 
-    /// The raw client, for test fixtures.
+    /// CloudWatch in `region` through a client built from `config` on its
+    /// first use.
+    pub fn on_first_use(config: Config, region: Region) -> CloudWatch {
+        CloudWatch {
+            client: Arc::new(Made::OnFirstUse(Box::new(config), OnceLock::new())),
+            region,
+        }
+    }
+
+    /// Builds the client now if it is not yet built.
+    pub fn warm(&self) {
+        let _ = self.client();
+    }
+
+    /// The raw client (built on first use).
     pub fn client(&self) -> &Client {
-        &self.client
+        match &*self.client {
+            Made::Ready(client) => client,
+            Made::OnFirstUse(config, client) => client.get_or_init(|| Client::from_conf((**config).clone())),
+        }
     }
 
     /// The alarms named, by name: metric, composite and log alarms alike.
@@ -64,7 +96,7 @@ impl CloudWatch {
 
     async fn alarms_of(&self, names: &[&str]) -> Result<Vec<(String, AlarmReading)>, Error> {
         let pages: Vec<_> = self
-            .client
+            .client()
             .describe_alarms()
             .set_alarm_names(Some(names.iter().map(|n| (*n).to_owned()).collect()))
             .alarm_types(AlarmType::MetricAlarm)

@@ -67,13 +67,30 @@ pub fn timeouts() -> TimeoutConfig {
 /// and timeouts, and one HTTPS client for every SDK client built from it
 /// (the root certificates parsed once, not once per client:
 /// [`crate::http`]).
+///
+/// Lambda hands a function its role's credentials and its region in the
+/// environment, where the default chains look first and stop; when they
+/// are there, they are named directly, so the rest of each chain (profile
+/// files, web identity with its STS client, the container endpoint, IMDS:
+/// a visible share of a cold start) is never built. Elsewhere (an
+/// operator's shell, lbgpctl) the default chains run unchanged.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(crate::http::shared_https_client(&connector_settings()))
         .retry_config(retries())
-        .timeout_config(timeouts())
-        .load()
-        .await
+        .timeout_config(timeouts());
+    if set("AWS_ACCESS_KEY_ID") && (set("AWS_SECRET_ACCESS_KEY") || set("AWS_SECRET_KEY")) {
+        loader = loader.credentials_provider(
+            aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    if let Ok(region) = std::env::var("AWS_REGION")
+        && !region.is_empty()
+    {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    loader.load().await
 }
 
 /// Every client a function needs.
@@ -81,7 +98,8 @@ pub async fn load_sdk_config() -> SdkConfig {
 pub struct Aws {
     /// EC2, one per mesh region.
     pub ec2: BTreeMap<Region, Ec2>,
-    /// CloudWatch, one per mesh region (failover members' health alarms).
+    /// CloudWatch, one per mesh region (failover members' health alarms),
+    /// each client built on first use unless warmed ([`Aws::warm_cloudwatch`]).
     pub cloudwatch: BTreeMap<Region, CloudWatch>,
     /// The DynamoDB table, in the home region.
     pub store: Store,
@@ -134,10 +152,7 @@ impl RegionalClients {
                     .region(aws_sdk_cloudwatch::config::Region::new(region.to_string()))
                     .interceptor(ThrottleCounter::new(throttles.clone(), None))
                     .build();
-                (
-                    region.clone(),
-                    CloudWatch::new(aws_sdk_cloudwatch::Client::from_conf(conf), region.clone()),
-                )
+                (region.clone(), CloudWatch::on_first_use(conf, region.clone()))
             })
             .collect();
         RegionalClients { ec2, cloudwatch }
@@ -177,16 +192,24 @@ impl Aws {
                 home.clone(),
                 clock,
             ),
-            notifier: Notifier::new(
-                aws_sdk_sns::Client::from_conf(sns),
-                common.topic_arn.clone(),
-                home.clone(),
-            ),
-            follow_ups: FollowUps::new(
-                aws_sdk_sqs::Client::from_conf(sqs),
-                common.follow_up_queue.clone(),
-                home.clone(),
-            ),
+            // A service with nothing configured gets no client: building
+            // one is a visible share of a cold start.
+            notifier: match &common.topic_arn {
+                Some(arn) => Notifier::new(
+                    aws_sdk_sns::Client::from_conf(sns),
+                    Some(arn.clone()),
+                    home.clone(),
+                ),
+                None => Notifier::off(home.clone()),
+            },
+            follow_ups: match &common.follow_up_queue {
+                Some(url) => FollowUps::new(
+                    aws_sdk_sqs::Client::from_conf(sqs),
+                    Some(url.clone()),
+                    home.clone(),
+                ),
+                None => FollowUps::off(home.clone()),
+            },
             members: Arc::new(MemberClients::new(sdk, common, &throttles)),
             throttles,
             home,
@@ -196,6 +219,14 @@ impl Aws {
     /// Builds clients from the environment, with the system clock.
     pub async fn from_env(common: &CommonConfig) -> Result<Aws, Error> {
         Aws::new(&load_sdk_config().await, common, Arc::new(SystemClock))
+    }
+
+    /// Builds the CloudWatch clients of the home account now (they are
+    /// otherwise built on first use): for a function whose first read of
+    /// an invocation is its alarms (the watcher), so a failover does not
+    /// wait for them.
+    pub fn warm_cloudwatch(&self) {
+        self.cloudwatch.values().for_each(CloudWatch::warm);
     }
 
     /// CloudWatch in `region`.

@@ -17,12 +17,20 @@
 //! (a failover, say) finds the connector ready. A client asking for other
 //! settings gets its own connector, built on its first request and kept.
 //!
-//! The roots it trusts are Mozilla's, compiled in ([`TrustedRoots`]):
-//! reading the system's store (on Debian, a bundle and a directory of ~290
-//! files, each certificate parsed) was the largest part of a function's
-//! start-up. An operator who sets `SSL_CERT_FILE` or `SSL_CERT_DIR` (a
-//! TLS-inspecting proxy's CA, say) gets the system's store from those paths,
-//! as OpenSSL would read them.
+//! The roots it trusts are compiled in ([`TrustedRoots`]): reading the
+//! system's store (on Debian, a bundle and a directory of ~290 files, each
+//! certificate parsed) was the largest part of a function's start-up, and
+//! parsing Mozilla's ~150 roots (the SDK takes them as PEM and decodes and
+//! parses each one whenever a connector is built) the largest after it. So
+//! a process whose every region is in AWS's commercial partition, talking
+//! to AWS's own endpoints, trusts the five roots of Amazon Trust Services,
+//! which AWS's endpoints chain to and which ATS asks custom trust stores to
+//! hold (<https://www.amazontrust.com/repository/>); anything else (China,
+//! GovCloud, ISO or sovereign regions, or an `AWS_ENDPOINT_URL*`) trusts
+//! Mozilla's whole program. An operator who sets `SSL_CERT_FILE` or
+//! `SSL_CERT_DIR` (a TLS-inspecting proxy's CA, say) gets the system's store
+//! from those paths, as OpenSSL would read them, and `LBGP_TLS_ROOTS`
+//! (`amazon`, `mozilla`, `system`) chooses outright.
 
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -34,6 +42,7 @@ use aws_smithy_runtime_api::client::http::{
     HttpConnectorSettings, SharedHttpClient, SharedHttpConnector, http_client_fn,
 };
 use base64::Engine as _;
+use rustls_pki_types::CertificateDer;
 
 /// The settings a connector is chosen by: what the SDK's own client keys
 /// its connectors on.
@@ -46,9 +55,13 @@ fn key(settings: &HttpConnectorSettings) -> Key {
 /// Where the HTTPS connectors' trusted root certificates come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrustedRoots {
+    /// The five roots of Amazon Trust Services (Amazon Root CA 1–4 and
+    /// Starfield Services Root Certificate Authority – G2), taken from the
+    /// compiled-in Mozilla program: what AWS's endpoints in the commercial
+    /// partition chain to.
+    Amazon,
     /// Mozilla's root program, compiled in (`webpki-root-certs`): nothing
-    /// read from disk. Amazon Trust Services' roots, which AWS endpoints
-    /// chain to, are in it.
+    /// read from disk. Amazon Trust Services' roots are in it.
     Bundled,
     /// The system's store, read once per process by the SDK
     /// (`rustls-native-certs`, which honours `SSL_CERT_FILE` and
@@ -56,13 +69,73 @@ pub enum TrustedRoots {
     System,
 }
 
+/// The subjects' common names of Amazon Trust Services' roots
+/// (<https://www.amazontrust.com/repository/>: "we recommend that all
+/// five of the above roots be included in the trust store").
+const AMAZON_TRUST_SERVICES_ROOTS: [&str; 5] = [
+    "Amazon Root CA 1",
+    "Amazon Root CA 2",
+    "Amazon Root CA 3",
+    "Amazon Root CA 4",
+    "Starfield Services Root Certificate Authority - G2",
+];
+
+/// True for a region of AWS's commercial partition (`aws`): the
+/// partition's own pattern, `^(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+$`, so
+/// `us-gov-west-1`, `cn-north-1`, `us-iso-east-1` or `eusc-de-east-1` are
+/// not.
+fn in_commercial_partition(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let word = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let number = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    matches!(parts.as_slice(), [area, name, n]
+        if ["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx"].contains(area) && word(name) && number(n))
+}
+
 impl TrustedRoots {
-    /// [`TrustedRoots::System`] when `SSL_CERT_FILE` or `SSL_CERT_DIR` is
-    /// set to something (the operator chose a store), else bundled.
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Self {
-        let set = |name| var(name).is_some_and(|v| !v.is_empty());
-        if set("SSL_CERT_FILE") || set("SSL_CERT_DIR") {
-            TrustedRoots::System
+    /// The roots for this process's environment: `LBGP_TLS_ROOTS` when set;
+    /// else [`TrustedRoots::System`] when `SSL_CERT_FILE` or `SSL_CERT_DIR`
+    /// is set to something (the operator chose a store); else
+    /// [`TrustedRoots::Amazon`] when the home region (`AWS_REGION`) and
+    /// every mesh region (`LBGP_REGIONS`) are in the commercial partition
+    /// and no `AWS_ENDPOINT_URL*` points elsewhere; else
+    /// [`TrustedRoots::Bundled`]. `vars` lists the environment.
+    pub fn from_env(vars: &[(String, String)]) -> Self {
+        let var = |name: &str| {
+            vars.iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.as_str())
+        };
+        match var("LBGP_TLS_ROOTS").map(str::to_ascii_lowercase).as_deref() {
+            Some("amazon") => return TrustedRoots::Amazon,
+            Some("mozilla") => return TrustedRoots::Bundled,
+            Some("system") => return TrustedRoots::System,
+            Some(other) => {
+                // Start-up still succeeds (the safe, wider store is used);
+                // the operator is told what was not understood.
+                tracing::warn!(
+                    value = other,
+                    "LBGP_TLS_ROOTS is not amazon, mozilla or system: trusting Mozilla's roots"
+                );
+                return TrustedRoots::Bundled;
+            }
+            None => {}
+        }
+        if var("SSL_CERT_FILE").is_some() || var("SSL_CERT_DIR").is_some() {
+            return TrustedRoots::System;
+        }
+        let custom_endpoint = vars
+            .iter()
+            .any(|(k, v)| k.starts_with("AWS_ENDPOINT_URL") && !v.is_empty());
+        let regions = var("LBGP_REGIONS").unwrap_or_default();
+        let commercial = var("AWS_REGION").is_some_and(in_commercial_partition)
+            && regions
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .all(in_commercial_partition);
+        if commercial && !custom_endpoint {
+            TrustedRoots::Amazon
         } else {
             TrustedRoots::Bundled
         }
@@ -74,7 +147,10 @@ impl TrustedRoots {
             TrustedRoots::System => TrustStore::default(),
             TrustedRoots::Bundled => TrustStore::empty()
                 .with_native_roots(false)
-                .with_pem_certificate(bundled_pem()),
+                .with_pem_certificate(pem(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter())),
+            TrustedRoots::Amazon => TrustStore::empty()
+                .with_native_roots(false)
+                .with_pem_certificate(pem(amazon_roots())),
         };
         TlsContext::builder()
             .with_trust_store(store)
@@ -83,11 +159,24 @@ impl TrustedRoots {
     }
 }
 
-/// Mozilla's roots as one PEM bundle: the form the SDK's trust store takes.
-fn bundled_pem() -> Vec<u8> {
+/// Amazon Trust Services' roots among Mozilla's: each root names its CN in
+/// its subject (and, self-signed, its issuer), so a byte search of the
+/// certificate finds it without parsing all ~150 (the test parses them).
+fn amazon_roots() -> impl Iterator<Item = &'static CertificateDer<'static>> {
+    let finders: Vec<memchr::memmem::Finder<'static>> = AMAZON_TRUST_SERVICES_ROOTS
+        .iter()
+        .map(|cn| memchr::memmem::Finder::new(cn.as_bytes()))
+        .collect();
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter(move |cert| finders.iter().any(|f| f.find(cert.as_ref()).is_some()))
+}
+
+/// Certificates as one PEM bundle: the form the SDK's trust store takes.
+fn pem<'a>(certs: impl Iterator<Item = &'a CertificateDer<'static>>) -> Vec<u8> {
     let engine = base64::engine::general_purpose::STANDARD;
-    let mut pem = String::with_capacity(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() * 2_200);
-    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+    let mut pem = String::new();
+    for cert in certs {
         pem.push_str("-----BEGIN CERTIFICATE-----\n");
         let b64 = engine.encode(cert.as_ref());
         // PEM lines are 64 characters; base64 output is ASCII, so the
@@ -102,8 +191,12 @@ fn bundled_pem() -> Vec<u8> {
 }
 
 /// The process's TLS context, chosen from its environment once.
-static TLS_CONTEXT: LazyLock<TlsContext> =
-    LazyLock::new(|| TrustedRoots::from_env(|k| std::env::var(k).ok()).tls_context());
+static TLS_CONTEXT: LazyLock<TlsContext> = LazyLock::new(|| {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let roots = TrustedRoots::from_env(&vars);
+    tracing::debug!(?roots, "TLS roots chosen");
+    roots.tls_context()
+});
 
 /// The SDK's default HTTPS connector for `settings` (timeouts driven by
 /// tokio's sleep, as the SDK's own default client does on Lambda), trusting
@@ -205,7 +298,7 @@ mod tests {
 
     #[test]
     fn the_bundled_roots_are_mozillas_whole_with_amazons_among_them() {
-        let pem = String::from_utf8(bundled_pem()).unwrap();
+        let pem = String::from_utf8(pem(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter())).unwrap();
         let engine = base64::engine::general_purpose::STANDARD;
         let decoded: Vec<Vec<u8>> = pem
             .split("-----END CERTIFICATE-----\n")
@@ -245,23 +338,94 @@ mod tests {
         );
     }
 
+    /// The Amazon store is exactly Amazon Trust Services' five roots: each
+    /// one's subject (parsed as X.509, not searched) names one of them,
+    /// none is missing, and the SDK accepts them.
     #[test]
-    fn an_operators_ssl_cert_file_or_dir_selects_the_system_store() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+    fn the_amazon_roots_are_amazon_trust_services_five() {
+        let mut subjects: Vec<String> = amazon_roots()
+            .map(|cert| {
+                let anchor = webpki::anchor_from_trusted_cert(cert).unwrap();
+                let subject = anchor.subject.as_ref();
+                AMAZON_TRUST_SERVICES_ROOTS
+                    .iter()
+                    .find(|cn| subject.windows(cn.len()).any(|w| w == cn.as_bytes()))
+                    .map(|cn| (*cn).to_owned())
+                    .unwrap_or_else(|| format!("an unexpected root: {subject:?}"))
+            })
+            .collect();
+        subjects.sort();
+        assert_eq!(subjects, AMAZON_TRUST_SERVICES_ROOTS.to_vec());
+        let _ = https_connector_trusting(
+            &crate::context::connector_settings(),
+            TrustedRoots::Amazon.tls_context(),
+        );
+    }
+
+    #[test]
+    fn commercial_regions_are_told_from_the_other_partitions() {
+        for r in [
+            "us-east-1",
+            "eu-west-1",
+            "ap-southeast-2",
+            "il-central-1",
+            "mx-central-1",
+            "ca-west-1",
+        ] {
+            assert!(in_commercial_partition(r), "{r}");
+        }
+        for r in [
+            "us-gov-west-1",
+            "cn-north-1",
+            "us-iso-east-1",
+            "us-isob-east-1",
+            "eusc-de-east-1",
+            "us-east",
+            "",
+        ] {
+            assert!(!in_commercial_partition(r), "{r}");
+        }
+    }
+
+    #[test]
+    fn the_environment_chooses_the_roots() {
+        let env = |pairs: &[(&str, &str)]| -> TrustedRoots {
+            let mut vars: Vec<(String, String)> = vec![
+                ("AWS_REGION".into(), "eu-west-1".into()),
+                ("LBGP_REGIONS".into(), "us-east-1,eu-west-1".into()),
+            ];
+            for (k, v) in pairs {
+                vars.retain(|(n, _)| n != k);
+                vars.push(((*k).to_owned(), (*v).to_owned()));
+            }
+            TrustedRoots::from_env(&vars)
         };
-        assert_eq!(TrustedRoots::from_env(env(&[])), TrustedRoots::Bundled);
+        // AWS's own endpoints in the commercial partition: Amazon's roots.
+        assert_eq!(env(&[]), TrustedRoots::Amazon);
+        assert_eq!(env(&[("SSL_CERT_FILE", "")]), TrustedRoots::Amazon);
+        // Any region elsewhere, or an endpoint of the operator's: Mozilla's.
         assert_eq!(
-            TrustedRoots::from_env(env(&[("SSL_CERT_FILE", "")])),
+            env(&[("LBGP_REGIONS", "us-east-1,cn-north-1")]),
             TrustedRoots::Bundled
         );
+        assert_eq!(env(&[("AWS_REGION", "us-gov-west-1")]), TrustedRoots::Bundled);
+        assert_eq!(env(&[("AWS_REGION", "")]), TrustedRoots::Bundled);
         assert_eq!(
-            TrustedRoots::from_env(env(&[("SSL_CERT_FILE", "/etc/pki/tls/certs/ca-bundle.crt")])),
+            env(&[("AWS_ENDPOINT_URL_EC2", "https://ec2.example.internal")]),
+            TrustedRoots::Bundled
+        );
+        // An operator's store, then an operator's choice, win.
+        assert_eq!(
+            env(&[("SSL_CERT_FILE", "/etc/pki/tls/certs/ca-bundle.crt")]),
             TrustedRoots::System
         );
+        assert_eq!(env(&[("SSL_CERT_DIR", "/etc/ssl/certs")]), TrustedRoots::System);
         assert_eq!(
-            TrustedRoots::from_env(env(&[("SSL_CERT_DIR", "/etc/ssl/certs")])),
-            TrustedRoots::System
+            env(&[("SSL_CERT_DIR", "/etc/ssl/certs"), ("LBGP_TLS_ROOTS", "amazon")]),
+            TrustedRoots::Amazon
         );
+        assert_eq!(env(&[("LBGP_TLS_ROOTS", "Mozilla")]), TrustedRoots::Bundled);
+        assert_eq!(env(&[("LBGP_TLS_ROOTS", "system")]), TrustedRoots::System);
+        assert_eq!(env(&[("LBGP_TLS_ROOTS", "everything")]), TrustedRoots::Bundled);
     }
 }

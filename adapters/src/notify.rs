@@ -23,6 +23,11 @@ impl Notifier {
         }
     }
 
+    /// Nothing configured (notifications off): no client is built.
+    pub fn off(region: Region) -> Self {
+        Notifier { target: None, region }
+    }
+
     /// True when a topic is configured.
     pub fn enabled(&self) -> bool {
         self.target.is_some()

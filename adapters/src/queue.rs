@@ -24,6 +24,11 @@ impl FollowUps {
         }
     }
 
+    /// Nothing configured (follow-ups off): no client is built.
+    pub fn off(region: Region) -> Self {
+        FollowUps { target: None, region }
+    }
+
     /// True when a queue is configured.
     pub fn enabled(&self) -> bool {
         self.target.is_some()

@@ -92,6 +92,9 @@ impl<R: Reconciler> App<R> {
     /// [`App::with_metrics`]).
     pub fn new(reconciler: R, aws: Aws) -> App<R> {
         aws.members.name_sessions(reconciler.function());
+        if reconciler.reads_alarms_first() {
+            aws.warm_cloudwatch();
+        }
         App {
             state: Ok((reconciler, aws)),
             batching: LedgerBatching::default(),

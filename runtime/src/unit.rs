@@ -300,6 +300,12 @@ pub trait Reconciler: Send + Sync {
     fn manages_accounts(&self) -> bool {
         false
     }
+    /// Whether an invocation reads CloudWatch alarms on its critical path
+    /// (the watcher's health): its clients are then built at start-up,
+    /// not on first use.
+    fn reads_alarms_first(&self) -> bool {
+        false
+    }
     /// The units `request` concerns, in `regions`.
     async fn select(
         &self,

@@ -185,6 +185,12 @@ impl Reconciler for Watcher {
         true
     }
 
+    fn reads_alarms_first(&self) -> bool {
+        // A failover's first reads are the members' instances and their
+        // health alarms: the alarms' clients must be ready.
+        true
+    }
+
     fn common(&self) -> &CommonConfig {
         &self.config.common
     }

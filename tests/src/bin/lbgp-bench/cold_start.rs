@@ -36,6 +36,8 @@ fn lambda_env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
         ("LBGP_REGIONS", "us-east-1,eu-west-1,ap-southeast-2"),
         ("LBGP_TABLE", "lbgp"),
         ("LBGP_MESH", "prod"),
+        // template.yaml gives every function the topic.
+        ("LBGP_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:lbgp"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -102,6 +104,8 @@ pub(crate) struct Subject {
     pub(crate) program: PathBuf,
     pub(crate) args: Vec<String>,
     pub(crate) kind: Kind,
+    /// The environment it starts in.
+    pub(crate) env: BTreeMap<String, String>,
     pub(crate) starts: Vec<Start>,
     pub(crate) failure: Option<String>,
 }
@@ -125,6 +129,14 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
     let script = workspace_root().join("scripts/bench_python.py");
     let script_s = script.display().to_string();
     let subject = |label: String, program: PathBuf, args: Vec<String>, kind: Kind| Subject {
+        // template.yaml gives the watcher its follow-up queue too.
+        env: match program.file_name().and_then(|n| n.to_str()) {
+            Some("failover-watcher") => lambda_env(&[(
+                "LBGP_FOLLOW_UP_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/lbgp-watcher",
+            )]),
+            _ => lambda_env(&[]),
+        },
         label,
         program,
         args,
@@ -166,14 +178,13 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
             s.failure = Some(format!("{} not built", s.program.display()));
         }
     }
-    let env = lambda_env(&[]);
     // Interleaved: one start of each subject per round, so drift in the
     // machine's load hits all of them alike. One unmeasured round warms the
     // page cache.
     for round in 0..=runs {
         for s in subjects.iter_mut().filter(|s| s.failure.is_none()) {
             let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
-            match time_to_first_poll(&s.program, &args, &env, false).await? {
+            match time_to_first_poll(&s.program, &args, &s.env, false).await? {
                 Ok(start) if round > 0 => s.starts.push(start),
                 Ok(_) => {}
                 Err(why) => s.failure = Some(why),
@@ -198,9 +209,11 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
          local Runtime API, measured by the same Rust timer for every subject, {runs} starts each, \
          interleaved (one start of each subject per round, after one unmeasured warm-up round). The \
          environment is cleared and set as Lambda would (`AWS_REGION`, credentials in the environment, \
-         `AWS_LAMBDA_*`, `LBGP_REGIONS` with 3 regions, `LBGP_TABLE`). The Rust binaries parse their \
-         configuration and build their SDK clients (one EC2 client per region, DynamoDB, SNS, and the \
-         rest of `lbgp_aws::context::Aws`) before they poll. arm64 binaries cannot run on this x86_64 machine, so start-up is measured on the x86_64 \
+         `AWS_LAMBDA_*`, `LBGP_REGIONS` with 3 regions, `LBGP_TABLE`, and what `template.yaml` sets \
+         that builds a client: `LBGP_TOPIC_ARN`, and the watcher's `LBGP_FOLLOW_UP_QUEUE_URL`). The Rust \
+         binaries parse their configuration and build the SDK clients their first invocation needs \
+         (one EC2 client per region, DynamoDB, SNS, the watcher's CloudWatch per region and SQS) \
+         before they poll. arm64 binaries cannot run on this x86_64 machine, so start-up is measured on the x86_64 \
          release build of the same binaries (`cargo build --release`: thin LTO, opt-level s, \
          stripped). The floor for Rust is `lbgp-echo` (`tests/echo/src/main.rs`: \
          `lambda_runtime::run(service_fn(…))` echoing the payload, nothing else), built in the same \
@@ -268,7 +281,7 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
             ));
         }
     }
-    where_startup_goes(&mut md, &subjects, &env, runs).await?;
+    where_startup_goes(&mut md, &subjects, runs).await?;
 
     // Sizes of the arm64 zips that `make build` produced.
     let target = options

@@ -277,7 +277,6 @@ fn root_stores() -> Option<RootStores> {
 pub(crate) async fn where_startup_goes(
     md: &mut String,
     subjects: &[Subject],
-    env: &BTreeMap<String, String>,
     runs: usize,
 ) -> anyhow::Result<()> {
     let measured: Vec<&Subject> = subjects.iter().filter(|s| s.failure.is_none()).collect();
@@ -293,11 +292,11 @@ pub(crate) async fn where_startup_goes(
     let mhz = cpu_mhz();
     let mut loader = BTreeMap::new();
     let mut traces: BTreeMap<String, Traced> = BTreeMap::new();
-    let mut ld_env = env.clone();
-    ld_env.insert("LD_DEBUG".to_owned(), "statistics".to_owned());
-    let mut trace_env = env.clone();
-    trace_env.insert("RUST_LOG".to_owned(), "trace".to_owned());
     for s in &rust {
+        let mut ld_env = s.env.clone();
+        ld_env.insert("LD_DEBUG".to_owned(), "statistics".to_owned());
+        let mut trace_env = s.env.clone();
+        trace_env.insert("RUST_LOG".to_owned(), "trace".to_owned());
         let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
         let mut stats = Vec::new();
         let mut runs_traced = Vec::new();
@@ -340,15 +339,19 @@ pub(crate) async fn where_startup_goes(
     let store = root_stores();
     let mut store_times: BTreeMap<String, [Vec<f64>; 3]> = BTreeMap::new();
     if let Some(stores) = &store {
-        let with = |(file, dir): &(String, String)| {
+        let with = |env: &BTreeMap<String, String>, (file, dir): &(String, String)| {
             let mut e = env.clone();
             e.insert("SSL_CERT_FILE".to_owned(), file.clone());
             e.insert("SSL_CERT_DIR".to_owned(), dir.clone());
             e
         };
-        let envs = [env.clone(), with(&stores.system), with(&stores.one)];
         for round in 0..=runs {
             for s in rust.iter().filter(|s| s.kind == Kind::Function) {
+                let envs = [
+                    s.env.clone(),
+                    with(&s.env, &stores.system),
+                    with(&s.env, &stores.one),
+                ];
                 let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
                 let mut walls = Vec::new();
                 for e in &envs {
@@ -451,7 +454,7 @@ pub(crate) async fn where_startup_goes(
         let _ = writeln!(
             md,
             "\nThe root store, tested: each function started again beside itself, {runs} times each, \
-             interleaved: with the environment above (Mozilla's roots compiled in, the default), with \
+             interleaved: with the environment above (compiled-in roots: Amazon Trust Services' five, the default in the commercial partition), with \
              `SSL_CERT_FILE` = `{}` and `SSL_CERT_DIR` = `{}` (the system's store of {} certificates, \
              bundle and directory, read by `rustls-native-certs` as the functions did before their \
              roots were compiled in, and as they still do when an operator sets either variable), and \
