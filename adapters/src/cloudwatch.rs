@@ -10,8 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use std::sync::{Arc, OnceLock};
-
 use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
@@ -20,25 +18,19 @@ use lbgp_core::Region;
 use lbgp_core::failover::{AlarmReading, AlarmState};
 
 use crate::Error;
+use crate::first_use::FirstUse;
 
 /// Alarm names DescribeAlarms takes in one call.
 pub const ALARM_NAMES_PER_CALL: usize = 100;
 
-/// CloudWatch in one region.
-#[derive(Debug, Clone)]
-pub struct CloudWatch {
-    client: Arc<Made>,
-    region: Region,
-}
-
-/// A client built, or its configuration waiting for the first call: only
-/// the watcher reads alarms before anything else (its clients are made at
+/// CloudWatch in one region. Its client is built on first use: only the
+/// watcher reads alarms before anything else (its clients are made at
 /// start-up, [`CloudWatch::warm`]), and a function that reads none (L-BGP)
 /// never pays for one.
-#[derive(Debug)]
-enum Made {
-    Ready(Client),
-    OnFirstUse(Box<Config>, OnceLock<Client>),
+#[derive(Debug, Clone)]
+pub struct CloudWatch {
+    client: FirstUse<Client, Config>,
+    region: Region,
 }
 
 fn millis(t: Option<&DateTime>) -> Option<i64> {
@@ -53,7 +45,7 @@ impl CloudWatch {
     /// CloudWatch through `client`, in `region`.
     pub fn new(client: Client, region: Region) -> CloudWatch {
         CloudWatch {
-            client: Arc::new(Made::Ready(client)),
+            client: FirstUse::ready(client),
             region,
         }
     }
@@ -62,22 +54,19 @@ impl CloudWatch {
     /// first use.
     pub fn on_first_use(config: Config, region: Region) -> CloudWatch {
         CloudWatch {
-            client: Arc::new(Made::OnFirstUse(Box::new(config), OnceLock::new())),
+            client: FirstUse::on_first_use(config, Client::from_conf),
             region,
         }
     }
 
     /// Builds the client now if it is not yet built.
     pub fn warm(&self) {
-        let _ = self.client();
+        self.client.warm();
     }
 
     /// The raw client (built on first use).
     pub fn client(&self) -> &Client {
-        match &*self.client {
-            Made::Ready(client) => client,
-            Made::OnFirstUse(config, client) => client.get_or_init(|| Client::from_conf((**config).clone())),
-        }
+        self.client.get()
     }
 
     /// The alarms named, by name: metric, composite and log alarms alike.

@@ -192,22 +192,16 @@ impl Aws {
                 home.clone(),
                 clock,
             ),
-            // A service with nothing configured gets no client: building
-            // one is a visible share of a cold start.
+            // A service with nothing configured gets no client, and a
+            // configured one is built when first called: each client built
+            // is a visible share of a cold start, and a notification or a
+            // follow-up is sent after a run's writes, never before them.
             notifier: match &common.topic_arn {
-                Some(arn) => Notifier::new(
-                    aws_sdk_sns::Client::from_conf(sns),
-                    Some(arn.clone()),
-                    home.clone(),
-                ),
+                Some(arn) => Notifier::on_first_use(sns, arn.clone(), home.clone()),
                 None => Notifier::off(home.clone()),
             },
             follow_ups: match &common.follow_up_queue {
-                Some(url) => FollowUps::new(
-                    aws_sdk_sqs::Client::from_conf(sqs),
-                    Some(url.clone()),
-                    home.clone(),
-                ),
+                Some(url) => FollowUps::on_first_use(sqs, url.clone(), home.clone()),
                 None => FollowUps::off(home.clone()),
             },
             members: Arc::new(MemberClients::new(sdk, common, &throttles)),

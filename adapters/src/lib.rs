@@ -11,6 +11,7 @@
 //! - [`queue`]: the follow-up queue (SQS) of runs that ran out of time;
 //! - [`telemetry`]: throttled attempts, counted;
 //! - [`context`]: SDK clients built once per process;
+//! - [`first_use`]: clients built when first called;
 //! - [`throttle`]: client-side pacing of EC2 writes.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod accounts;
 pub mod cloudwatch;
 pub mod context;
 pub mod ec2;
+pub mod first_use;
 pub mod http;
 pub mod notify;
 pub mod queue;

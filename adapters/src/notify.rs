@@ -1,16 +1,19 @@
 //! SNS notifications: a readable subject and a JSON body that always fits
 //! SNS's message limit (see `lbgp_core::notice`).
 
-use aws_sdk_sns::Client;
+use aws_sdk_sns::{Client, Config};
 use lbgp_core::Region;
 use lbgp_core::notice::{Notice, SNS_MESSAGE_LIMIT};
 
 use crate::Error;
+use crate::first_use::FirstUse;
 
 /// Publishes to `LBGP_TOPIC_ARN`, or does nothing when it is not set.
+/// Most runs have nothing to report, and a run that has reports it after
+/// its writes: the SNS client is built on the first publish.
 #[derive(Debug, Clone)]
 pub struct Notifier {
-    target: Option<(Client, String)>,
+    target: Option<(FirstUse<Client, Config>, String)>,
     region: Region,
 }
 
@@ -18,9 +21,24 @@ impl Notifier {
     /// A notifier on `topic_arn` (None: notifications off).
     pub fn new(client: Client, topic_arn: Option<String>, region: Region) -> Self {
         Notifier {
-            target: topic_arn.map(|arn| (client, arn)),
+            target: topic_arn.map(|arn| (FirstUse::ready(client), arn)),
             region,
         }
+    }
+
+    /// A notifier on `topic_arn` whose client is built from `config` on
+    /// the first publish.
+    pub fn on_first_use(config: Config, topic_arn: String, region: Region) -> Self {
+        Notifier {
+            target: Some((FirstUse::on_first_use(config, Client::from_conf), topic_arn)),
+            region,
+        }
+    }
+
+    /// True once the SNS client exists (false when off or nothing was
+    /// published yet by a notifier built [`Notifier::on_first_use`]).
+    pub fn client_built(&self) -> bool {
+        self.target.as_ref().is_some_and(|(c, _)| c.is_built())
     }
 
     /// Nothing configured (notifications off): no client is built.
@@ -47,6 +65,7 @@ impl Notifier {
             .take(100)
             .collect();
         client
+            .get()
             .publish()
             .topic_arn(arn)
             .subject(&subject)

@@ -2,15 +2,17 @@
 //! work left sends the invocation that continues it at once (an SQS queue
 //! that is an event source of the function; `LBGP_FOLLOW_UP_QUEUE_URL`).
 
-use aws_sdk_sqs::Client;
+use aws_sdk_sqs::{Client, Config};
 use lbgp_core::Region;
 
 use crate::Error;
+use crate::first_use::FirstUse;
 
-/// The queue, or nothing when none is configured.
+/// The queue, or nothing when none is configured. Only a run that runs
+/// out of time sends to it, so its client is built on the first send.
 #[derive(Debug, Clone)]
 pub struct FollowUps {
-    target: Option<(Client, String)>,
+    target: Option<(FirstUse<Client, Config>, String)>,
     region: Region,
 }
 
@@ -19,7 +21,16 @@ impl FollowUps {
     /// picks up what a run left).
     pub fn new(client: Client, queue_url: Option<String>, region: Region) -> Self {
         FollowUps {
-            target: queue_url.map(|url| (client, url)),
+            target: queue_url.map(|url| (FirstUse::ready(client), url)),
+            region,
+        }
+    }
+
+    /// A sender to `queue_url` whose client is built from `config` on the
+    /// first send.
+    pub fn on_first_use(config: Config, queue_url: String, region: Region) -> Self {
+        FollowUps {
+            target: Some((FirstUse::on_first_use(config, Client::from_conf), queue_url)),
             region,
         }
     }
@@ -40,6 +51,7 @@ impl FollowUps {
             return Ok(None);
         };
         let out = client
+            .get()
             .send_message()
             .queue_url(url)
             .message_body(payload.to_string())

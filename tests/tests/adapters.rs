@@ -1571,7 +1571,7 @@ async fn adapters_complete_under_20_percent_throttling() {
 }
 
 #[tokio::test]
-async fn the_notifier_publishes_and_is_a_noop_without_a_topic() {
+async fn the_notifier_publishes_builds_its_client_on_first_use_and_is_a_noop_without_a_topic() {
     let env = TestEnv::new(&REGIONS).await.unwrap();
     let client = aws_sdk_sns::Client::new(&env.sdk);
     let on = Notifier::new(client.clone(), Some(env.topic_arn.clone()), region(A));
@@ -1590,8 +1590,21 @@ async fn the_notifier_publishes_and_is_a_noop_without_a_topic() {
     .unwrap();
     on.publish(&notice("second", json!({}))).await.unwrap();
     off.publish(&notice("nobody listens", json!({}))).await.unwrap();
+    // What a function builds: the client waits for the first publish (most
+    // runs report nothing), then publishes like any other.
+    let lazy = Notifier::on_first_use(
+        aws_sdk_sns::config::Builder::from(&env.sdk).build(),
+        env.topic_arn.clone(),
+        region(A),
+    );
+    assert!(
+        lazy.enabled() && !lazy.client_built(),
+        "built before its first publish"
+    );
+    lazy.publish(&notice("third", json!({}))).await.unwrap();
+    assert!(lazy.client_built());
     let calls = env.emulator.calls().await.unwrap();
-    assert_eq!(calls.count("sns", "Publish"), 2);
+    assert_eq!(calls.count("sns", "Publish"), 3);
     assert_eq!(calls.0.len(), 1, "the disabled notifier called AWS: {calls:?}");
     // A topic that does not exist is an error, not silence.
     let missing = Notifier::new(
