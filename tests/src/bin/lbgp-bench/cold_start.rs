@@ -210,10 +210,10 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
          interleaved (one start of each subject per round, after one unmeasured warm-up round). The \
          environment is cleared and set as Lambda would (`AWS_REGION`, credentials in the environment, \
          `AWS_LAMBDA_*`, `LBGP_REGIONS` with 3 regions, `LBGP_TABLE`, and what `template.yaml` sets \
-         that builds a client: `LBGP_TOPIC_ARN`, and the watcher's `LBGP_FOLLOW_UP_QUEUE_URL`). The Rust \
-         binaries parse their configuration and build the SDK clients their first invocation needs \
-         (one EC2 client per region, DynamoDB, SNS, the watcher's CloudWatch per region and SQS) \
-         before they poll. arm64 binaries cannot run on this x86_64 machine, so start-up is measured on the x86_64 \
+         that configures a client: `LBGP_TOPIC_ARN`, and the watcher's `LBGP_FOLLOW_UP_QUEUE_URL`). The \
+         Rust binaries parse their configuration and build the SDK clients their first invocation \
+         calls (one EC2 client per region, DynamoDB, and the watcher's CloudWatch per region) before \
+         they poll; SNS and SQS are built on their first publish or send. arm64 binaries cannot run on this x86_64 machine, so start-up is measured on the x86_64 \
          release build of the same binaries (`cargo build --release`: thin LTO, opt-level s, \
          stripped). The floor for Rust is `lbgp-echo` (`tests/echo/src/main.rs`: \
          `lambda_runtime::run(service_fn(…))` echoing the payload, nothing else), built in the same \

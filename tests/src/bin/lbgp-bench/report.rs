@@ -68,6 +68,13 @@ pub(crate) fn min_max(values: &[f64]) -> (f64, f64) {
 }
 
 /// `48000` → `48,000`.
+/// `lo`–`hi` with `decimals` places, or one number when both print alike
+/// ("98%", not "98–98%").
+pub(crate) fn span(lo: f64, hi: f64, decimals: usize) -> String {
+    let (a, b) = (format!("{lo:.decimals$}"), format!("{hi:.decimals$}"));
+    if a == b { a } else { format!("{a}–{b}") }
+}
+
 pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();

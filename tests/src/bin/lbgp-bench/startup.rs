@@ -499,15 +499,15 @@ pub(crate) async fn where_startup_goes(
             let (clo, chi) = crate::report::min_max(&cpu_share);
             let _ = writeln!(
                 md,
-                "\nReading the tables: CPU time is {:.0}–{:.0}% of the functions' wall, so their start \
+                "\nReading the tables: CPU time is {}% of the functions' wall, so their start \
                  is work, not waiting; the dynamic loader and its relocations are a fraction of a \
                  millisecond. Reading the system's store (the bundle and every file of the certificate \
-                 directory, each certificate parsed) costs {lo:.1}–{hi:.1} ms more than the compiled-in \
+                 directory, each certificate parsed) costs {} ms more than the compiled-in \
                  roots, when the first client is built. What remains above `lbgp-echo` is the rest of \
                  building the clients and a binary {size_ratio:.1}× the echo's size to fault in (the \
                  minor faults).\n",
-                clo * 100.0,
-                chi * 100.0,
+                crate::report::span(clo * 100.0, chi * 100.0, 0),
+                crate::report::span(lo, hi, 1),
             );
         }
     }
