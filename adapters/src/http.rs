@@ -166,7 +166,8 @@ impl TrustedRoots {
 /// certificate is scanned once per pattern, and four of the names share
 /// "Amazon Root CA ".
 fn amazon_roots() -> impl Iterator<Item = &'static CertificateDer<'static>> {
-    let amazon = memchr::memmem::Finder::new(b"Amazon Root CA ");
+    const AMAZON: &[u8] = b"Amazon Root CA ";
+    let amazon = memchr::memmem::Finder::new(AMAZON);
     let starfield = memchr::memmem::Finder::new(AMAZON_TRUST_SERVICES_ROOTS[4].as_bytes());
     webpki_root_certs::TLS_SERVER_ROOT_CERTS
         .iter()
@@ -174,7 +175,7 @@ fn amazon_roots() -> impl Iterator<Item = &'static CertificateDer<'static>> {
             let der: &[u8] = cert.as_ref();
             amazon
                 .find(der)
-                .and_then(|at| der.get(at + b"Amazon Root CA ".len()))
+                .and_then(|at| der.get(at + AMAZON.len()))
                 .is_some_and(|n| (b'1'..=b'4').contains(n))
                 || starfield.find(der).is_some()
         })
