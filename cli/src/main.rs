@@ -6,12 +6,14 @@
 //! - `apply … --yes`: the functions' real run, under the same lease, guard
 //!   and ledger (an operator's run is never a second, unfenced writer);
 //! - `status`: what the DynamoDB table says: owned routes, conflicts,
-//!   leases, failover groups, pending work.
+//!   leases, failover groups, pending work;
+//! - `accounts`: whether every member account's role can be assumed.
 //!
 //! Exit codes, like `terraform plan -detailed-exitcode`: 0 converged, 2
 //! changes pending, 1 error.
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod config;
 mod invoke;
 mod migration;
@@ -82,6 +84,8 @@ enum Command {
     },
     /// What the DynamoDB table says: owned routes, conflicts, leases, failover groups, pending work.
     Status,
+    /// Whether every member account can be reached: LBGP_MEMBER_ROLE assumed in each, nothing written (exit 1 when one cannot).
+    Accounts,
     /// Cuts a VPC over to the mesh or rolls it back (docs/MIGRATION.md): the preflight and plan, applied with --yes.
     Migrate {
         /// The VPC (`vpc-…`).
@@ -165,6 +169,10 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
         Command::Status => {
             let sdk = settings.sdk_config().await;
             status::status(&settings, &sdk, cli.output).await
+        }
+        Command::Accounts => {
+            let sdk = settings.sdk_config().await;
+            accounts::accounts(&settings, &sdk, cli.output).await
         }
         Command::Migrate { vpc, to, yes } => {
             let sdk = settings.sdk_config().await;

@@ -14,6 +14,7 @@ use lbgp_tests::accounts_fixtures::{
     accept_attachment, create_member_role, delete_member_role, ec2_of, member_sdk, pin_member_session,
     share_tgw,
 };
+use lbgp_tests::cli::lbgpctl_with;
 use lbgp_tests::events::scheduled;
 use lbgp_tests::failover_fixtures::{launch_router, next_hop, route_to_eni, router_vpc, stop};
 use lbgp_tests::fixtures::{
@@ -512,4 +513,63 @@ async fn member_sessions_carry_the_functions_name() {
     for p in RFC1918 {
         assert_eq!(routes.get(p), Some(&tgw), "{app_rtb}: {routes:?}");
     }
+}
+
+/// `lbgpctl accounts`: the operator's check, before a function freezes an
+/// account for it, that every member's role can be assumed: each member
+/// listed with its role and why it cannot be reached, exit 1 until all can,
+/// and nothing written (STS's calls only).
+#[tokio::test]
+async fn lbgpctl_accounts_reports_each_members_role_and_writes_nothing() {
+    let env = TestEnv::new(&["us-east-1"]).await.unwrap();
+    create_member_role(&env, APP).await.unwrap();
+    let members = format!("{APP},{OTHER}");
+    env.emulator.reset_calls().await.unwrap();
+    let run = lbgpctl_with(
+        &env,
+        &[("LBGP_ACCOUNTS", &members)],
+        &["accounts", "--output", "json"],
+    )
+    .await;
+    assert_eq!(run.code, 1, "one member cannot be reached: {run:#?}");
+    let found = run.json();
+    assert_eq!(found["home"], HOME);
+    let caller = found["checked_as"].as_str().unwrap();
+    assert!(caller.contains(&format!("::{HOME}:")), "{caller}");
+    let by_account: BTreeMap<&str, &Value> = found["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["account"].as_str().unwrap(), m))
+        .collect();
+    assert_eq!(
+        by_account.keys().copied().collect::<Vec<_>>(),
+        vec![HOME, APP, OTHER]
+    );
+    assert_eq!(by_account[HOME]["reachable"], true);
+    assert_eq!(by_account[APP]["reachable"], true, "{found:#}");
+    assert_eq!(
+        by_account[APP]["role_arn"],
+        format!("arn:aws:iam::{APP}:role/lbgp-member")
+    );
+    assert_eq!(by_account[OTHER]["reachable"], false, "{found:#}");
+    let why = by_account[OTHER]["error"].as_str().unwrap();
+    assert!(why.contains("AssumeRole"), "{why}");
+    let calls = env.emulator.calls().await.unwrap();
+    assert!(calls.mutating().is_empty(), "{calls:?}");
+    assert_eq!(
+        calls.0.keys().map(String::as_str).collect::<Vec<_>>(),
+        vec!["sts"],
+        "only STS is called: {calls:?}"
+    );
+
+    // The role created there, the table says so and the exit is 0.
+    create_member_role(&env, OTHER).await.unwrap();
+    let run = lbgpctl_with(&env, &[("LBGP_ACCOUNTS", &members)], &["accounts"]).await;
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(
+        run.stdout.contains(OTHER) && !run.stdout.contains("NOT REACHABLE"),
+        "{}",
+        run.stdout
+    );
 }
