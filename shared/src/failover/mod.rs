@@ -24,6 +24,8 @@ use crate::plan::Change;
 use crate::report::ChangeReport;
 use crate::topology::InstanceState;
 
+#[cfg(test)]
+mod az_tests;
 mod decide;
 mod group;
 mod health;
