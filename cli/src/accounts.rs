@@ -63,7 +63,6 @@ pub async fn accounts(settings: &Settings, sdk: &SdkConfig, output: Output) -> a
         .unwrap_or("-")
         .to_owned();
     let config = &common.accounts;
-    let membership = config.membership(&home, &others);
     let home_partition = sdk
         .region()
         .and_then(|r| Region::new(r.as_ref()))
@@ -79,7 +78,7 @@ pub async fn accounts(settings: &Settings, sdk: &SdkConfig, output: Output) -> a
     }];
     // One account after the other, as the functions assume them (STS
     // throttles bursts).
-    for account in membership.others() {
+    for account in &others {
         let member = member_config(sdk, config, account, &session).await;
         let error = check(&member, account)
             .await
