@@ -95,7 +95,12 @@ bench: $(EMULATOR_STAMP) $(BUILD_STAMP) ## Benchmarks, measured side by side (re
 	mkdir -p target/bench && date +%s.%N > target/bench/started
 	@# The arm64 build is the slow part: an existing zip is reused (the doc flags one older than the sources).
 	@for f in $(FUNCTIONS); do [ -f target/lambda/$$f/bootstrap.zip ] || { $(MAKE) --no-print-directory build; break; }; done
-	$(CARGO) build --release -p vpc-route-injector -p tgw-route-propagator -p failover-watcher --bins
+	@# Section 4's PIE check: the injector linked once more without PIE (same code and profile,
+	@# only its own crate rebuilt), kept in target/bench/no-pie; the build below relinks the PIE
+	@# binary that ships. lbgp-sdk-floor is built with the functions: it shares their SDK build.
+	$(CARGO) rustc --release -p vpc-route-injector --bin vpc-route-injector -- -C link-arg=-no-pie
+	mkdir -p target/bench/no-pie && cp target/release/vpc-route-injector target/bench/no-pie/
+	$(CARGO) build --release -p vpc-route-injector -p tgw-route-propagator -p failover-watcher -p lbgp-sdk-floor --bins
 	@# Section 4's floor, a bare lambda_runtime echo (a crate of its own: it builds only
 	@# lambda_runtime and tokio), in the same release profile; a command of its own, so cargo
 	@# never unifies its features into the functions'.

@@ -94,6 +94,12 @@ pub(crate) enum Kind {
     Function,
     /// `lbgp-echo`: a bare `lambda_runtime` function, the Rust floor.
     Echo,
+    /// `lbgp-sdk-floor`: the echo after building the SDK clients the
+    /// first invocation calls, as the SDK's guide shows.
+    SdkFloor,
+    /// `vpc-route-injector` linked again without PIE: the same code, its
+    /// relative relocations resolved at link time.
+    NoPie,
     /// Python, with or without boto3.
     Python,
 }
@@ -111,12 +117,66 @@ pub(crate) struct Subject {
 }
 
 impl Subject {
-    pub(crate) fn name(&self) -> &str {
-        self.program.file_name().and_then(|n| n.to_str()).unwrap_or("?")
+    /// The binary's file name; the injector linked without PIE, which has
+    /// the same file name, is told apart.
+    pub(crate) fn name(&self) -> String {
+        let file = self.program.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        match self.kind {
+            Kind::NoPie => format!("{file}, no PIE"),
+            _ => file.to_owned(),
+        }
     }
 
     pub(crate) fn times(&self) -> Vec<f64> {
         self.starts.iter().map(|s| ms(s.wall)).collect()
+    }
+}
+
+/// Where `make bench` keeps the injector linked without PIE
+/// (`target/bench/no-pie`), beside the release directory.
+pub(crate) fn no_pie_dir(options: &Options) -> PathBuf {
+    options
+        .release_dir
+        .parent()
+        .map_or_else(|| workspace_root().join("target"), Path::to_path_buf)
+        .join("bench/no-pie")
+}
+
+/// Every Rust binary copied afresh into `target/bench/cold-start/<n>/`,
+/// then started from there. How a file came to be in the page cache
+/// changes how fast it faults in: the same binary started from the file
+/// the linker wrote and from a copy of it differ by a tenth of its start
+/// or more (docs/BENCHMARKS.md, 4d),
+/// so each subject starts from a file written the same way, sequentially,
+/// the way an unpacked Lambda zip is. A binary that cannot be copied is
+/// measured where it is and the doc says so.
+fn same_footing(options: &Options, subjects: &mut [Subject]) {
+    let root = no_pie_dir(options).with_file_name("cold-start");
+    for (n, s) in subjects.iter_mut().enumerate() {
+        if s.kind == Kind::Python || s.failure.is_some() {
+            continue;
+        }
+        let Some(file) = s.program.file_name() else {
+            continue;
+        };
+        let dir = root.join(n.to_string());
+        let copy = dir.join(file);
+        let copied = std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                std::fs::remove_file(&copy).or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                })
+            })
+            .and_then(|()| std::fs::copy(&s.program, &copy));
+        match copied {
+            Ok(_) => s.program = copy,
+            Err(e) => eprintln!(
+                "lbgp-bench: could not copy {} to {}: {e}; measuring it in place",
+                s.program.display(),
+                copy.display()
+            ),
+        }
     }
 }
 
@@ -162,6 +222,18 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
         Kind::Echo,
     ));
     subjects.push(subject(
+        "`lbgp-sdk-floor`: the echo after `aws_config::load_defaults` and the SDK's own clients, EC2 per region and DynamoDB (same release build)".to_owned(),
+        options.release_dir.join("lbgp-sdk-floor"),
+        vec![],
+        Kind::SdkFloor,
+    ));
+    subjects.push(subject(
+        "`vpc-route-injector` linked without PIE (same code and profile, `-C link-arg=-no-pie`)".to_owned(),
+        no_pie_dir(options).join(FUNCTIONS[0]),
+        vec![],
+        Kind::NoPie,
+    ));
+    subjects.push(subject(
         "Python 3 + boto3: `import boto3`, clients for ec2, dynamodb, sns".to_owned(),
         options.python.clone(),
         vec![script_s.clone(), "coldstart".to_owned()],
@@ -178,11 +250,20 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
             s.failure = Some(format!("{} not built", s.program.display()));
         }
     }
+    same_footing(options, &mut subjects);
     // Interleaved: one start of each subject per round, so drift in the
     // machine's load hits all of them alike. One unmeasured round warms the
     // page cache.
+    // Each round starts one subject further on, so no subject always
+    // follows the same one (Python, say, which evicts the caches).
+    let count = subjects.len();
     for round in 0..=runs {
-        for s in subjects.iter_mut().filter(|s| s.failure.is_none()) {
+        let order = (0..count).map(|i| (i + round) % count);
+        for i in order {
+            let s = &mut subjects[i];
+            if s.failure.is_some() {
+                continue;
+            }
             let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
             match time_to_first_poll(&s.program, &args, &s.env, false).await? {
                 Ok(start) if round > 0 => s.starts.push(start),
@@ -200,6 +281,7 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
     };
     let python_boto3 = median_of(Kind::Python, 0).unwrap_or(f64::NAN);
     let echo = median_of(Kind::Echo, 0);
+    let sdk_floor = median_of(Kind::SdkFloor, 0);
     let mut md = String::new();
     let mut headlines = Vec::new();
     let _ = writeln!(md, "## 4. Cold start and size\n");
@@ -207,7 +289,10 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
         md,
         "Cold start: time from `exec` to the first `GET /2018-06-01/runtime/invocation/next` on a \
          local Runtime API, measured by the same Rust timer for every subject, {runs} starts each, \
-         interleaved (one start of each subject per round, after one unmeasured warm-up round). The \
+         every Rust binary started from a fresh copy in `target/bench/cold-start/` (how a file \
+         entered the page cache changes how fast it faults in: the linker's output and a copy of \
+         it differ by a tenth of a start), \
+         interleaved (one start of each subject per round, each round starting one subject further on, after one unmeasured warm-up round). The \
          environment is cleared and set as Lambda would (`AWS_REGION`, credentials in the environment, \
          `AWS_LAMBDA_*`, `LBGP_REGIONS` with 3 regions, `LBGP_TABLE`, and what `template.yaml` sets \
          that configures a client: `LBGP_TOPIC_ARN`, and the watcher's `LBGP_FOLLOW_UP_QUEUE_URL`). The \
@@ -218,18 +303,27 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
          stripped). The floor for Rust is `lbgp-echo` (`tests/echo/src/main.rs`: \
          `lambda_runtime::run(service_fn(…))` echoing the payload, nothing else), built in the same \
          profile (`cargo build --release -p lbgp-echo`); the target is each function \
-         within {ECHO_TARGET}× of it. The Python start-up is the Python Lambda's \
+         within {ECHO_TARGET}× of it. Beside it, two more floors: `lbgp-sdk-floor` \
+         (`tests/sdk-floor/src/main.rs`) is that echo after building the clients the injector's \
+         and the propagator's first invocation calls the way the SDK's developer guide shows \
+         (`aws_config::load_defaults`, one EC2 client per region, DynamoDB, each with the SDK's \
+         default HTTPS client), built in the same `cargo build` as the functions so it shares \
+         their build of the SDK: what the SDK costs before a first poll. And the injector linked \
+         a second time without PIE (`cargo rustc --release -p vpc-route-injector --bin \
+         vpc-route-injector -- -C link-arg=-no-pie`, kept in `target/bench/no-pie`): the same \
+         code, its relative relocations resolved at link time, so the difference is what the \
+         dynamic loader's relocations cost at every start. The functions ship as PIE. The Python start-up is the Python Lambda's \
          (`scripts/bench_python.py coldstart`): `import boto3`, `boto3.client` for ec2, dynamodb and \
          sns, then the same poll with `http.client`; it leaves out the Lambda Python runtime's own \
          bootstrap (awslambdaric), so it is a lower bound for Python.\n"
     );
     let _ = writeln!(
         md,
-        "| binary | median | min–max | / `lbgp-echo` | Python+boto3 / this | target |\n| --- | --- | --- | --- | --- | --- |"
+        "| binary | median | min–max | / `lbgp-echo` | / `lbgp-sdk-floor` | Python+boto3 / this | target |\n| --- | --- | --- | --- | --- | --- | --- |"
     );
     for s in &subjects {
         if let Some(why) = &s.failure {
-            let _ = writeln!(md, "| {} | not measured: {why} | | | | |", s.label);
+            let _ = writeln!(md, "| {} | not measured: {why} | | | | | |", s.label);
             if s.kind == Kind::Function {
                 headlines.push(Headline::new(
                     format!("4. cold start `{}`", s.name()),
@@ -248,13 +342,14 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
         let ok = med < 30.0;
         let _ = writeln!(
             md,
-            "| {} | **{med:.1} ms** | {lo:.1}–{hi:.1} ms | {} | {:.1}× | {} |",
+            "| {} | **{med:.1} ms** | {lo:.1}–{hi:.1} ms | {} | {} | {:.1}× | {} |",
             s.label,
             match (s.kind, to_echo) {
                 (Kind::Function, Some(r)) => format!("**{r:.2}×**"),
                 (_, Some(r)) => format!("{r:.2}×"),
                 (_, None) => "—".to_owned(),
             },
+            sdk_floor.map_or_else(|| "—".to_owned(), |f| format!("{:.2}×", med / f)),
             python_boto3 / med,
             match s.kind {
                 Kind::Function => format!(

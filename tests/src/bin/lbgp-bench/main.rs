@@ -58,7 +58,9 @@ pub(crate) const FUNCTIONS: [&str; 3] = ["vpc-route-injector", "tgw-route-propag
 /// The commands `make bench` runs (keep in step with the Makefile's `bench`).
 const MAKE_COMMANDS: &str = "\
 make build        # only when an arm64 zip is missing: an existing one is reused (see section 4)
-cargo build --release -p vpc-route-injector -p tgw-route-propagator -p failover-watcher --bins
+cargo rustc --release -p vpc-route-injector --bin vpc-route-injector -- -C link-arg=-no-pie
+cp target/release/vpc-route-injector target/bench/no-pie/   # section 4's PIE check
+cargo build --release -p vpc-route-injector -p tgw-route-propagator -p failover-watcher -p lbgp-sdk-floor --bins
 cargo build --release -p lbgp-echo   # section 4's bare lambda_runtime floor
 cargo run --quiet --profile bench-fast -p lbgp-tests --bin lbgp-bench -- --out docs/BENCHMARKS.md";
 

@@ -316,7 +316,7 @@ pub(crate) async fn where_startup_goes(
         if !stats.is_empty() {
             let pick = |f: fn(&LoaderStats) -> f64| median(&stats.iter().map(f).collect::<Vec<_>>());
             loader.insert(
-                s.name().to_owned(),
+                s.name(),
                 LoaderStats {
                     total_cycles: pick(|l| l.total_cycles),
                     relocation_cycles: pick(|l| l.relocation_cycles),
@@ -327,10 +327,7 @@ pub(crate) async fn where_startup_goes(
         // The run with the median longest gap stands for the five.
         runs_traced.sort_by(|a, b| a.longest_gap.total_cmp(&b.longest_gap));
         if !runs_traced.is_empty() {
-            traces.insert(
-                s.name().to_owned(),
-                runs_traced.swap_remove(runs_traced.len() / 2),
-            );
+            traces.insert(s.name(), runs_traced.swap_remove(runs_traced.len() / 2));
         }
     }
     // Each function beside itself with the system's store and with a store
@@ -360,7 +357,7 @@ pub(crate) async fn where_startup_goes(
                     }
                 }
                 if let (true, [a, b, c]) = (round > 0, walls.as_slice()) {
-                    let entry = store_times.entry(s.name().to_owned()).or_default();
+                    let entry = store_times.entry(s.name()).or_default();
                     entry[0].push(*a);
                     entry[1].push(*b);
                     entry[2].push(*c);
@@ -394,7 +391,7 @@ pub(crate) async fn where_startup_goes(
         let wall = median(&s.times());
         let pick = |f: fn(&Start) -> f64| median(&s.starts.iter().map(f).collect::<Vec<_>>());
         let cpu = pick(|x| x.cpu_ms);
-        let loaded = loader.get(s.name());
+        let loaded = loader.get(&s.name());
         let _ = writeln!(
             md,
             "| `{}`{} | {wall:.1} ms | {} | {cpu:.1} ms | {:.2} | {:.0} | {:.0} | {:.1} MiB | {} | {} |",
@@ -432,7 +429,7 @@ pub(crate) async fn where_startup_goes(
          | --- | --- | --- | --- | --- | --- |"
     );
     for s in &rust {
-        match traces.get(s.name()) {
+        match traces.get(&s.name()) {
             Some(t) => {
                 let _ = writeln!(
                     md,
@@ -500,16 +497,76 @@ pub(crate) async fn where_startup_goes(
             let _ = writeln!(
                 md,
                 "\nReading the tables: CPU time is {}% of the functions' wall, so their start \
-                 is work, not waiting; the dynamic loader and its relocations are a fraction of a \
-                 millisecond. Reading the system's store (the bundle and every file of the certificate \
-                 directory, each certificate parsed) costs {} ms more than the compiled-in \
-                 roots, when the first client is built. What remains above `lbgp-echo` is the rest of \
-                 building the clients and a binary {size_ratio:.1}× the echo's size to fault in (the \
-                 minor faults).\n",
+                 is work, not waiting. Reading the system's store (the bundle and every file of the \
+                 certificate directory, each certificate parsed) costs {} ms more than the compiled-in \
+                 roots, when the first client is built. {}{}\n",
                 crate::report::span(clo * 100.0, chi * 100.0, 0),
                 crate::report::span(lo, hi, 1),
+                pie_reading(&measured, &loader, mhz),
+                floor_reading(&measured, size_ratio),
             );
         }
     }
     Ok(())
+}
+
+/// What the injector linked without PIE says of the relocations: the same
+/// code as shipped, started beside it, and glibc's own count of them.
+fn pie_reading(measured: &[&Subject], loader: &BTreeMap<String, LoaderStats>, mhz: Option<f64>) -> String {
+    let of = |kind: Kind| {
+        measured
+            .iter()
+            .find(|s| s.kind == kind && s.program.ends_with(crate::FUNCTIONS[0]))
+    };
+    let (Some(shipped), Some(no_pie)) = (of(Kind::Function), of(Kind::NoPie)) else {
+        return "The injector linked without PIE was not measured, so what the relocations cost is \
+                not known from this run. "
+            .to_owned();
+    };
+    let faults = |s: &Subject| median(&s.starts.iter().map(|x| x.minor_faults as f64).collect::<Vec<_>>());
+    let (wall, wall_no_pie) = (median(&shipped.times()), median(&no_pie.times()));
+    let counted = match (loader.get(&shipped.name()), mhz) {
+        (Some(l), Some(m)) => format!(
+            " (glibc's own count puts the relocation of all {:.0} at {:.2} ms: it leaves out much \
+             of what relocating costs)",
+            l.relative_relocations,
+            l.relocation_cycles / m / 1000.0
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "The same injector linked without PIE starts in {wall_no_pie:.1} ms against {wall:.1} ms as \
+         shipped ({:+.1} ms, {:.0} minor faults against {:.0}): what resolving its relative \
+         relocations at every start costs{counted}. The functions still ship as PIE: the address \
+         of their code stays random in a process that may rewrite route tables, worth more than \
+         this part of a cold start. ",
+        wall_no_pie - wall,
+        faults(no_pie),
+        faults(shipped),
+    )
+}
+
+/// The functions beside the SDK's own floor: how much of their start-up
+/// the SDK's clients account for.
+fn floor_reading(measured: &[&Subject], size_ratio: f64) -> String {
+    let Some(floor) = measured.iter().find(|s| s.kind == Kind::SdkFloor) else {
+        return format!(
+            "What remains above `lbgp-echo` is the rest of building the clients and a binary \
+             {size_ratio:.1}× the echo's size to fault in (the minor faults)."
+        );
+    };
+    let floor_ms = median(&floor.times());
+    let ratios: Vec<f64> = measured
+        .iter()
+        .filter(|s| s.kind == Kind::Function)
+        .map(|s| median(&s.times()) / floor_ms)
+        .collect();
+    let (lo, hi) = crate::report::min_max(&ratios);
+    format!(
+        "`lbgp-sdk-floor`, which builds no more than the injector's clients as the SDK's guide \
+         shows, starts in {floor_ms:.1} ms: the functions take {}× its time (the watcher also \
+         builds CloudWatch per region). What remains above `lbgp-echo` is the SDK's clients and a \
+         binary {size_ratio:.1}× the echo's size to fault in (the minor faults).",
+        crate::report::span(lo, hi, 2),
+    )
 }
