@@ -149,7 +149,7 @@ pub(crate) fn no_pie_dir(options: &Options) -> PathBuf {
 /// or more (docs/BENCHMARKS.md, 4d),
 /// so each subject starts from a file written the same way, sequentially,
 /// the way an unpacked Lambda zip is. A binary that cannot be copied is
-/// measured where it is and the doc says so.
+/// measured where it is, and its row says so.
 fn same_footing(options: &Options, subjects: &mut [Subject]) {
     let root = no_pie_dir(options).with_file_name("cold-start");
     for (n, s) in subjects.iter_mut().enumerate() {
@@ -171,11 +171,15 @@ fn same_footing(options: &Options, subjects: &mut [Subject]) {
             .and_then(|()| std::fs::copy(&s.program, &copy));
         match copied {
             Ok(_) => s.program = copy,
-            Err(e) => eprintln!(
-                "lbgp-bench: could not copy {} to {}: {e}; measuring it in place",
-                s.program.display(),
-                copy.display()
-            ),
+            Err(e) => {
+                eprintln!(
+                    "lbgp-bench: could not copy {} to {}: {e}; measuring it in place",
+                    s.program.display(),
+                    copy.display()
+                );
+                s.label
+                    .push_str(" (started from the linker's output: the copy failed)");
+            }
         }
     }
 }
@@ -252,10 +256,10 @@ pub(crate) async fn cold_start(options: &Options) -> anyhow::Result<Section> {
     }
     same_footing(options, &mut subjects);
     // Interleaved: one start of each subject per round, so drift in the
-    // machine's load hits all of them alike. One unmeasured round warms the
-    // page cache.
-    // Each round starts one subject further on, so no subject always
-    // follows the same one (Python, say, which evicts the caches).
+    // machine's load hits all of them alike, and each round starts one
+    // subject further on, so no subject always follows the same one
+    // (Python, say, which evicts the caches). One unmeasured round warms
+    // the page cache.
     let count = subjects.len();
     for round in 0..=runs {
         let order = (0..count).map(|i| (i + round) % count);
