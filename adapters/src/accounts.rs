@@ -166,6 +166,13 @@ impl Members {
     }
 }
 
+/// Who this process calls AWS as: `sts:GetCallerIdentity`'s answer.
+#[derive(Debug)]
+struct Caller {
+    account: AccountId,
+    arn: String,
+}
+
 /// The clients of every member account other than the home one, made on
 /// first use and kept for the life of the process (their credentials
 /// refreshed by their identity cache), and the home account's id.
@@ -174,7 +181,7 @@ pub struct MemberClients {
     sdk: SdkConfig,
     common: CommonConfig,
     throttles: Throttles,
-    home: tokio::sync::OnceCell<AccountId>,
+    home: tokio::sync::OnceCell<Caller>,
     clients: tokio::sync::Mutex<BTreeMap<AccountId, RegionalClients>>,
     /// The STS session name of every member session ([`session_name`] of
     /// the function, once it is known).
@@ -220,6 +227,16 @@ impl MemberClients {
     /// The account this process runs in (`sts:GetCallerIdentity`, asked
     /// once per process).
     pub async fn home_account(&self) -> Result<AccountId, Error> {
+        Ok(self.caller().await?.account.clone())
+    }
+
+    /// The ARN of the identity this process calls AWS as (the same
+    /// `sts:GetCallerIdentity` answer as [`MemberClients::home_account`]).
+    pub async fn caller_arn(&self) -> Result<String, Error> {
+        Ok(self.caller().await?.arn.clone())
+    }
+
+    async fn caller(&self) -> Result<&Caller, Error> {
         self.home
             .get_or_try_init(|| async {
                 let region = self
@@ -237,16 +254,20 @@ impl MemberClients {
                         source: Box::new(e),
                     }
                 })?;
-                me.account()
+                let account = me
+                    .account()
                     .and_then(AccountId::new)
                     .ok_or_else(|| Error::Unexpected {
                         operation: "GetCallerIdentity",
                         region,
                         detail: "the answer names no 12-digit account".to_owned(),
-                    })
+                    })?;
+                Ok(Caller {
+                    account,
+                    arn: me.arn().unwrap_or("-").to_owned(),
+                })
             })
             .await
-            .cloned()
     }
 
     /// The members, given the accounts owning what a run read (for

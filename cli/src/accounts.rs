@@ -14,7 +14,6 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use lbgp_aws::accounts::{check, member_config, partition, session_name};
 use lbgp_aws::context::Aws;
 use lbgp_aws::store::SystemClock;
@@ -54,14 +53,8 @@ pub async fn accounts(settings: &Settings, sdk: &SdkConfig, output: Output) -> a
     let common = settings.env().common()?;
     let aws = Aws::new(sdk, &common, Arc::new(SystemClock))?;
     let (home, others) = lbgp_runtime::accounts::other_members(&aws, &common.mesh, &common.regions).await?;
-    let checked_as = aws_sdk_sts::Client::new(sdk)
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("GetCallerIdentity failed: {}", DisplayErrorContext(e)))?
-        .arn()
-        .unwrap_or("-")
-        .to_owned();
+    // The identity `other_members` already asked for the home account.
+    let checked_as = aws.members.caller_arn().await?;
     let config = &common.accounts;
     let home_partition = sdk
         .region()

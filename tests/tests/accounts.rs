@@ -562,6 +562,11 @@ async fn lbgpctl_accounts_reports_each_members_role_and_writes_nothing() {
         vec!["sts"],
         "only STS is called: {calls:?}"
     );
+    assert_eq!(
+        calls.count("sts", "GetCallerIdentity"),
+        1,
+        "whose credentials were checked is asked once, with the home account: {calls:?}"
+    );
 
     // The role created there, the table says so and the exit is 0.
     create_member_role(&env, OTHER).await.unwrap();
