@@ -9,8 +9,8 @@
 //! per account, refreshed before the credentials expire.
 //!
 //! An account whose role cannot be assumed (denied, missing, throttled) is
-//! an entry in [`Members::unreadable`] with why, never a failed start: the
-//! core's `accounts::guard` freezes its tables and the rest converges.
+//! never a failed start: what could not be read there is reported with why,
+//! the core's `accounts::guard` freezes its tables and the rest converges.
 
 use std::collections::BTreeMap;
 
@@ -18,9 +18,8 @@ use aws_config::SdkConfig;
 use aws_config::identity::IdentityCache;
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use lbgp_core::Region;
-use lbgp_core::accounts::{AccountId, AccountsConfig, Membership, Unreadable};
+use lbgp_core::accounts::{AccountId, AccountsConfig, Membership};
 
 use crate::Error;
 use crate::context::RegionalClients;
@@ -108,61 +107,6 @@ pub async fn check(config: &SdkConfig, account: &AccountId) -> Result<(), Error>
             ),
         }),
         _ => Ok(()),
-    }
-}
-
-/// The member accounts of a process: an SDK configuration for each one
-/// whose role could be assumed, and why for each one whose could not.
-#[derive(Debug, Clone, Default)]
-pub struct Members {
-    /// Configurations by account (the home account not included: its
-    /// configuration is the process's own).
-    pub configs: BTreeMap<AccountId, SdkConfig>,
-    /// Accounts whose role could not be assumed, with the error.
-    pub unreadable: Unreadable,
-}
-
-impl Members {
-    /// Builds and checks a configuration for every member but the home
-    /// account, one after the other (STS throttles bursts). A failure is
-    /// recorded for its account and logged, never returned.
-    pub async fn connect(
-        home: &SdkConfig,
-        accounts: &AccountsConfig,
-        membership: &Membership,
-        session: &str,
-    ) -> Members {
-        let mut members = Members::default();
-        for account in membership.others() {
-            let config = member_config(home, accounts, account, session).await;
-            match check(&config, account).await {
-                Ok(()) => {
-                    tracing::info!(account = %account, "member role assumed");
-                    members.configs.insert(account.clone(), config);
-                }
-                Err(e) => {
-                    let why = DisplayErrorContext(&e).to_string();
-                    tracing::warn!(account = %account, error = %why, "member role not assumed; its tables are frozen");
-                    members.unreadable.insert(account.clone(), why);
-                }
-            }
-        }
-        members
-    }
-
-    /// The configuration of `account`, `home` for the home account, `None`
-    /// when it is not a member or could not be assumed.
-    pub fn config<'a>(
-        &'a self,
-        home: &'a SdkConfig,
-        membership: &Membership,
-        account: &AccountId,
-    ) -> Option<&'a SdkConfig> {
-        if account == membership.home() {
-            Some(home)
-        } else {
-            self.configs.get(account)
-        }
     }
 }
 
