@@ -18,16 +18,16 @@ async fn main() -> Result<(), Error> {
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
     // The mesh regions as the functions read them (`LBGP_REGIONS`), else
     // the home region alone.
-    let regions: Vec<String> = std::env::var("LBGP_REGIONS")
-        .ok()
-        .map(|r| {
-            r.split(',')
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut regions: Vec<String> = std::env::var("LBGP_REGIONS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if regions.is_empty() {
+        regions.extend(config.region().map(|r| r.as_ref().to_owned()));
+    }
     let ec2: Vec<aws_sdk_ec2::Client> = regions
         .into_iter()
         .map(|region| {
@@ -38,7 +38,7 @@ async fn main() -> Result<(), Error> {
         })
         .collect();
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let clients = (ec2.len(), dynamodb);
+    let clients = (ec2, dynamodb);
     lambda_runtime::run(service_fn(|e: LambdaEvent<Value>| {
         // Held for the life of the process, as a function holds its clients.
         let _held = &clients;
